@@ -1,0 +1,1 @@
+"""Celery configuration; filled in by workers."""
