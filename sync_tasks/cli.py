@@ -1,0 +1,148 @@
+"""`ctsync`: set up HubSpot, run and follow backfills, inspect state, run the demo."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from sync_tasks.constants import Entity, Keys
+from sync_tasks.settings import ConfigError, get_settings
+
+app = typer.Typer(help="commercetools → HubSpot sync", no_args_is_help=True)
+console = Console()
+
+
+def _settings_or_exit() -> Any:
+    try:
+        return get_settings()
+    except ConfigError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+
+
+def _clients() -> tuple[Any, Any]:
+    from sync_tasks.hubspot_client import HubSpotClient
+    from sync_tasks.limiter import RateLimiter
+    from sync_tasks.redis_conn import get_redis
+
+    settings = _settings_or_exit()
+    return settings, HubSpotClient(settings, RateLimiter(get_redis(), settings))
+
+
+@app.command()
+def setup() -> None:
+    """Create the HubSpot property group and properties the sync writes (idempotent)."""
+    from sync_tasks.schema import SchemaConflict, setup_schema
+
+    _, hubspot = _clients()
+    try:
+        report = setup_schema(hubspot)
+    except SchemaConflict as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from None
+    console.print(f"created groups: {report.created_groups or 'none'}")
+    console.print(f"created properties: {report.created or 'none'}")
+    console.print(f"already present: {len(report.existing)}")
+
+
+def follow_run(run_id: str, timeout: float) -> dict[str, Any]:
+    """A progress bar fed by the run's counters in Redis."""
+    from sync_tasks.redis_conn import get_redis
+    from sync_tasks.runs import wait_for_run
+    from sync_tasks.state import SyncState
+
+    state = SyncState(get_redis())
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                  TextColumn("{task.fields[counts]}"), TimeElapsedColumn(), console=console) as progress:
+        bar = progress.add_task(run_id, total=None, counts="")
+
+        def show(run: dict[str, Any]) -> None:
+            done = sum(run[f] for f in ("created", "updated", "skipped", "failed"))
+            counts = " ".join(f"{f}={run[f]}" for f in ("extracted", "matched", "created", "updated",
+                                                        "skipped", "failed"))
+            progress.update(bar, completed=done, total=run["extracted"] or None, counts=counts)
+
+        return wait_for_run(state, run_id, timeout, show)
+
+
+@app.command()
+def backfill(
+    entity: Annotated[Entity, typer.Argument(help="what to backfill")] = Entity.CUSTOMERS,
+    since: Annotated[str | None, typer.Option(help="only records modified since (ISO date)")] = None,
+    store: Annotated[str | None, typer.Option(help="only this store key")] = None,
+    resume: Annotated[str | None, typer.Option(help="resume this run id after an interruption")] = None,
+    wait: Annotated[bool, typer.Option(help="follow progress until done")] = True,
+    timeout: Annotated[float, typer.Option(help="seconds to wait")] = 3600.0,
+) -> None:
+    """A full sync through the same tasks; ignores watermark and fingerprints; resumable."""
+    from sync_tasks.redis_conn import get_redis
+    from sync_tasks.runs import send_backfill
+    from sync_tasks.state import SyncState
+
+    _settings_or_exit()
+    state = SyncState(get_redis())
+    if resume and not get_redis().exists(Keys.run(resume)):
+        console.print(f"[red]no run {resume!r} to resume[/red]")
+        raise typer.Exit(2)
+    run_id = resume or state.start_run(entity.value, "backfill", since=since, store=store)
+    send_backfill(entity.value, since, store, run_id)
+    console.print(f"backfill run: {run_id}")
+    if wait:
+        run = follow_run(run_id, timeout)
+        console.print(json.dumps({k: run[k] for k in ("extracted", "matched", "created", "updated", "skipped",
+                                                      "failed")}))
+
+
+@app.command()
+def status(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Watermarks, lag, the last runs, DLQ size and the rate budget."""
+    import time
+
+    from sync_tasks.extract import parse_ts
+    from sync_tasks.limiter import RateLimiter
+    from sync_tasks.redis_conn import get_redis
+    from sync_tasks.state import SyncState
+
+    settings = _settings_or_exit()
+    r = get_redis()
+    state = SyncState(r)
+    out: dict[str, Any] = {"entities": {}, "dlq": state.dlq_size(),
+                           "budget": RateLimiter(r, settings).usage()}
+    for entity in Entity:
+        wm = r.get(Keys.watermark(entity.value))
+        runs = state.recent_runs(entity.value, 1)
+        out["entities"][entity.value] = {
+            "watermark": wm,
+            "lag_s": round(time.time() - parse_ts(str(wm)).timestamp(), 1) if wm else None,
+            "last_run": state.run(runs[0]) if runs else None,
+        }
+    if as_json:
+        sys.stdout.write(json.dumps(out, default=str) + "\n")
+        return
+    table = Table("entity", "watermark", "lag (s)", "last run")
+    for name, info in out["entities"].items():
+        table.add_row(name, str(info["watermark"]), str(info["lag_s"]), json.dumps(info["last_run"], default=str))
+    console.print(table)
+    console.print(f"DLQ entries: {out['dlq']}  budget: {out['budget']}")
+
+
+@app.command()
+def demo(
+    size: Annotated[int, typer.Option(help="customers in the commercetools sandbox")] = 2000,
+    changes: Annotated[int, typer.Option(help="customers to change before the delta")] = 50,
+    interval: Annotated[int, typer.Option(help="SYNC_INTERVAL for the demo fleet")] = 10,
+) -> None:
+    """Run the whole sync end to end against the sandboxes and check the result."""
+    from sync_tasks.demo import run_demo
+
+    raise typer.Exit(run_demo(size=size, changes=changes, interval=interval, console=console))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

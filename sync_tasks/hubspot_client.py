@@ -1,0 +1,154 @@
+"""HubSpot CRM client: the only module that sends requests to HubSpot.
+
+Every call acquires from the fleet-wide budget first (a refusal raises RateLimitedError with the
+wait), corrects the budget from the response headers, and classifies the response through
+`errors.raise_for_response`. Batch endpoints return their parsed body, 207s included: the caller
+reads per-input errors.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import requests
+
+from sync_tasks.errors import (
+    HUBSPOT_ACTIONS,
+    TRANSPORT_ERRORS,
+    ErrorDetail,
+    RateLimitedError,
+    raise_for_response,
+    transport_error,
+)
+from sync_tasks.limiter import Bucket, RateLimiter
+from sync_tasks.settings import Settings
+
+log = logging.getLogger(__name__)
+
+API = "hubspot"
+BATCH_LIMIT = 100
+CRM = "/crm/v3/objects"
+
+
+@dataclass
+class BatchResult:
+    """A batch write's outcome: results by input key, and per-input errors."""
+
+    results: list[dict[str, Any]] = field(default_factory=list)
+    errors: list[dict[str, Any]] = field(default_factory=list)
+    status: int = 200
+
+
+def trace_id() -> str:
+    return uuid.uuid4().hex
+
+
+class HubSpotClient:
+    def __init__(self, settings: Settings, limiter: RateLimiter,
+                 session: requests.Session | None = None, backfill: bool = False) -> None:
+        self.settings = settings
+        self.limiter = limiter
+        self.backfill = backfill
+        self.session = session or requests.Session()
+        self.session.headers.update({
+            "Authorization": f"Bearer {settings.hubspot_token.get_secret_value()}",
+            "Content-Type": "application/json",
+            "User-Agent": "ctsync/0.1",
+        })
+        self.base = settings.hubspot_base
+        self.calls = 0
+
+    # -- transport -----------------------------------------------------------------------------
+    def request(self, method: str, path: str, json: Any = None, bucket: Bucket = Bucket.BURST,
+                params: dict[str, str] | None = None) -> requests.Response:
+        grant = self.limiter.acquire(bucket, backfill=self.backfill)
+        if not grant.granted:
+            raise RateLimitedError(f"{API}: fleet budget '{bucket}' exhausted",
+                                   ErrorDetail(status=0, category="LOCAL_BUDGET"), grant.wait_seconds)
+        try:
+            response = self.session.request(method, self.base + path, json=json, params=params,
+                                            timeout=self.settings.http_timeout)
+        except TRANSPORT_ERRORS as exc:
+            raise transport_error(exc, API) from exc
+        self.calls += 1
+        self._observe(bucket, response)
+        raise_for_response(response, HUBSPOT_ACTIONS, API)
+        return response
+
+    def _observe(self, bucket: Bucket, response: requests.Response) -> None:
+        remaining = response.headers.get("X-HubSpot-RateLimit-Remaining")
+        maximum = response.headers.get("X-HubSpot-RateLimit-Max")
+        if remaining is not None:
+            self.limiter.observe(bucket, int(remaining), int(maximum) if maximum else None)
+
+    def post(self, path: str, body: Any, bucket: Bucket = Bucket.BURST) -> Any:
+        response = self.request("POST", path, json=body, bucket=bucket)
+        return response.json() if response.content else None
+
+    def get(self, path: str, params: dict[str, str] | None = None) -> Any:
+        return self.request("GET", path, params=params).json()
+
+    # -- objects -------------------------------------------------------------------------------
+    def batch_read(self, obj: str, ids: Sequence[str], properties: Iterable[str],
+                   id_property: str | None = None) -> BatchResult:
+        """Existence checks by id or unique property: no search limiter, no index lag."""
+        if not ids:
+            return BatchResult()
+        _check_size(ids)
+        body: dict[str, Any] = {"inputs": [{"id": i} for i in ids], "properties": sorted(set(properties))}
+        if id_property:
+            body["idProperty"] = id_property
+        response = self.request("POST", f"{CRM}/{obj}/batch/read", json=body)
+        return _batch_result(response)
+
+    def batch_upsert(self, obj: str, id_property: str, inputs: Sequence[dict[str, Any]]) -> BatchResult:
+        """`inputs`: [{id, properties, objectWriteTraceId}] keyed by `id_property`."""
+        _check_size(inputs)
+        body = {"inputs": [{**i, "idProperty": id_property} for i in inputs]}
+        return _batch_result(self.request("POST", f"{CRM}/{obj}/batch/upsert", json=body))
+
+    def batch_update(self, obj: str, inputs: Sequence[dict[str, Any]]) -> BatchResult:
+        """`inputs`: [{id, properties, objectWriteTraceId}] by HubSpot record id."""
+        _check_size(inputs)
+        return _batch_result(self.request("POST", f"{CRM}/{obj}/batch/update", json={"inputs": list(inputs)}))
+
+    def batch_create(self, obj: str, inputs: Sequence[dict[str, Any]]) -> BatchResult:
+        _check_size(inputs)
+        return _batch_result(self.request("POST", f"{CRM}/{obj}/batch/create", json={"inputs": list(inputs)}))
+
+    # -- associations --------------------------------------------------------------------------
+    def associate_default(self, from_obj: str, to_obj: str, pairs: Sequence[tuple[str, str]]) -> BatchResult:
+        if not pairs:
+            return BatchResult()
+        body = {"inputs": [{"from": {"id": a}, "to": {"id": b}} for a, b in pairs]}
+        response = self.request("POST", f"/crm/v4/associations/{from_obj}/{to_obj}/batch/associate/default",
+                                json=body, bucket=Bucket.ASSOCIATIONS)
+        return _batch_result(response)
+
+    # -- properties ----------------------------------------------------------------------------
+    def properties(self, obj: str) -> list[dict[str, Any]]:
+        return list(self.get(f"/crm/v3/properties/{obj}").get("results", []))
+
+    def property_groups(self, obj: str) -> list[dict[str, Any]]:
+        return list(self.get(f"/crm/v3/properties/{obj}/groups").get("results", []))
+
+    def create_property_group(self, obj: str, group: dict[str, Any]) -> Any:
+        return self.post(f"/crm/v3/properties/{obj}/groups", group)
+
+    def create_property(self, obj: str, prop: dict[str, Any]) -> Any:
+        return self.post(f"/crm/v3/properties/{obj}", prop)
+
+
+def _check_size(inputs: Sequence[Any]) -> None:
+    if len(inputs) > BATCH_LIMIT:
+        raise ValueError(f"a HubSpot batch holds at most {BATCH_LIMIT} inputs, got {len(inputs)}")
+
+
+def _batch_result(response: requests.Response) -> BatchResult:
+    body = response.json() if response.content else {}
+    return BatchResult(results=list(body.get("results") or []), errors=list(body.get("errors") or []),
+                       status=response.status_code)

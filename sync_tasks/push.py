@@ -1,0 +1,183 @@
+"""The push step: executes a write plan against HubSpot.
+
+Creates go through batch upsert on `ct_customer_id`, so a replay can never create a duplicate;
+updates go by record id. New ids go into the id map, and fingerprints and written values are saved
+only after HubSpot confirmed the write. Work still to do when a call is rate limited or fails
+transiently stays in the plan, so the task retries only that.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from sync_tasks.batch_writer import Outcome, write
+from sync_tasks.changes import ENTITY
+from sync_tasks.errors import RetryableError
+from sync_tasks.hubspot_client import BATCH_LIMIT, HubSpotClient, trace_id
+from sync_tasks.match import CONTACTS, CT_ID_PROPERTY
+from sync_tasks.state import SyncState
+
+log = logging.getLogger(__name__)
+
+COMPANIES = "companies"
+COMPANY_KEY = "ct_company_key"
+
+
+def _trace_by_property(prop: str, traces: dict[str, str]) -> Callable[[dict[str, Any]], str | None]:
+    """Upsert results carry the key property, not our trace id: map back through it."""
+    return lambda result: traces.get(str(result.get("properties", {}).get(prop)))
+
+
+def _trace_by_id(traces: dict[str, str]) -> Callable[[dict[str, Any]], str | None]:
+    return lambda result: traces.get(str(result.get("id")))
+
+
+def _chunks(items: list[dict[str, Any]], size: int = BATCH_LIMIT) -> list[list[dict[str, Any]]]:
+    return [items[i:i + size] for i in range(0, len(items), size)]
+
+
+class ContactPusher:
+    def __init__(self, hubspot: HubSpotClient, state: SyncState, run_id: str | None, task: str) -> None:
+        self.hubspot = hubspot
+        self.state = state
+        self.run_id = run_id
+        self.task = task
+        self.retry_error: RetryableError | None = None
+        self._links: list[tuple[str, str]] = []  # (contact id, company key) to associate
+
+    def push(self, plan: dict[str, Any]) -> dict[str, Any]:
+        """Write what `plan` holds; return the plan of what is left (empty when all is done)."""
+        left_creates = self._creates(plan.get("creates", []))
+        left_updates = self._updates(plan.get("updates", []) + left_creates.pop("as_updates", []))
+        left_links = self._companies(plan)
+        return {"creates": left_creates["creates"], "updates": left_updates,
+                "companies": plan.get("companies", {}) if left_links else {},
+                "links": left_links}
+
+    # -- contacts ------------------------------------------------------------------------------
+    def _creates(self, entries: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+        left: list[dict[str, Any]] = []
+        as_updates: list[dict[str, Any]] = []
+        for batch in _chunks(entries):
+            by_trace = {trace_id(): e for e in batch}
+            inputs = [{"id": e["key"], "properties": e["properties"], "objectWriteTraceId": t}
+                      for t, e in by_trace.items()]
+            keys = {e["key"]: t for t, e in by_trace.items()}
+            out = write(lambda xs: self.hubspot.batch_upsert(CONTACTS, CT_ID_PROPERTY, xs), inputs,
+                        _trace_by_property(CT_ID_PROPERTY, keys))
+            for trace, result in out.results.items():
+                entry = by_trace[trace]
+                self._confirmed(entry, str(result["id"]), {**entry["properties"], CT_ID_PROPERTY: entry["key"]})
+                self.state.count(self.run_id, created=len(entry["record_ids"]) if result.get("new", True)
+                                 else 0, updated=0 if result.get("new", True) else len(entry["record_ids"]))
+            for trace, existing in out.conflicts.items():
+                # The e-mail already belongs to a contact (made by a form, or by a concurrent chunk):
+                # that contact is our match, so the create becomes an update of it.
+                entry = dict(by_trace[trace])
+                entry.update(hs_id=existing, full=entry["properties"],
+                             properties={k: v for k, v in entry["properties"].items() if k != CT_ID_PROPERTY})
+                as_updates.append(entry)
+            self._failed(out, by_trace)
+            left += [by_trace[t] for t in out.retry]
+            self._note_retry(out)
+        return {"creates": left, "as_updates": as_updates}
+
+    def _updates(self, entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        left: list[dict[str, Any]] = []
+        for batch in _chunks(entries):
+            by_trace = {trace_id(): e for e in batch}
+            ids = {e["hs_id"]: t for t, e in by_trace.items()}
+            inputs = [{"id": e["hs_id"], "properties": e["properties"], "objectWriteTraceId": t}
+                      for t, e in by_trace.items()]
+            out = write(lambda xs: self.hubspot.batch_update(CONTACTS, xs), inputs,
+                        _trace_by_id(ids))
+            for trace, result in out.results.items():
+                entry = by_trace[trace]
+                self._confirmed(entry, str(result["id"]), entry["properties"])
+                self.state.count(self.run_id, updated=len(entry["record_ids"]))
+            for trace in out.conflicts:
+                # An update that collides on a unique value (an e-mail another contact has).
+                out.failed[trace] = out.failed.get(trace) or _conflict_detail(out, trace)
+            self._failed(out, by_trace)
+            left += [by_trace[t] for t in out.retry]
+            self._note_retry(out)
+        return left
+
+    def _confirmed(self, entry: dict[str, Any], hs_id: str, written: dict[str, str]) -> None:
+        entry["hs_id"] = hs_id
+        state = self.state
+        state.save_ids(CONTACTS, {rid: hs_id for rid in entry["members"]})
+        state.save_emails({entry["email"]: hs_id})
+        state.save_owners({entry["email"]: entry["owner"]})
+        state.add_members({entry["email"]: entry["members"]})
+        state.save_written(CONTACTS, hs_id, written)
+        state.save_fingerprints(ENTITY, entry["fingerprints"])
+        if entry.get("company"):
+            self._links.append((hs_id, entry["company"]))
+
+    def _failed(self, out: Outcome, by_trace: dict[str, dict[str, Any]]) -> None:
+        for trace, detail in out.failed.items():
+            entry = by_trace[trace]
+            log.warning("hubspot rejected contact write for records %s: %s %s (correlationId %s)",
+                        entry["record_ids"], detail.category, detail.message[:200], detail.correlation_id)
+            self.state.dead_letter(self.task, entry["record_ids"], {"properties": entry["properties"],
+                                   "hs_id": entry.get("hs_id")}, detail.as_dict() | {"body": detail.body},
+                                   attempts=1)
+            self.state.count(self.run_id, failed=len(entry["record_ids"]))
+
+    def _note_retry(self, out: Outcome) -> None:
+        if out.retry:
+            self.retry_error = out.retry_error or RetryableError("hubspot: some inputs must be retried")
+
+    # -- companies -----------------------------------------------------------------------------
+    def _companies(self, plan: dict[str, Any]) -> list[list[str]]:
+        links = [(str(c), str(k)) for c, k in plan.get("links", [])] + self._links
+        companies: dict[str, dict[str, str]] = plan.get("companies", {})
+        if not links or self.retry_error:
+            return [list(link) for link in links]
+        keys = sorted({key for _, key in links})
+        known = self.state.lookup_ids(COMPANIES, keys)
+        missing = [companies.get(k, {"name": k, COMPANY_KEY: k}) for k in keys if k not in known]
+        for batch in _chunks(missing):
+            by_trace = {trace_id(): c for c in batch}
+            traces = {c[COMPANY_KEY]: t for t, c in by_trace.items()}
+            inputs = [{"id": c[COMPANY_KEY], "properties": c, "objectWriteTraceId": t} for t, c in by_trace.items()]
+            out = write(lambda xs: self.hubspot.batch_upsert(COMPANIES, COMPANY_KEY, xs), inputs,
+                        _trace_by_property(COMPANY_KEY, traces))
+            for trace, result in out.results.items():
+                known[by_trace[trace][COMPANY_KEY]] = str(result["id"])
+            for trace, detail in out.failed.items():
+                self.state.dead_letter(self.task, [], {"company": by_trace[trace]}, detail.as_dict(), 1)
+            self._note_retry(out)
+        self.state.save_ids(COMPANIES, {k: v for k, v in known.items()})
+        pairs = [(contact, known[key]) for contact, key in links if key in known]
+        new_pairs = [p for p in pairs if p not in self.state.known_associations("contact-company", pairs)]
+        for i in range(0, len(new_pairs), BATCH_LIMIT):
+            part = new_pairs[i:i + BATCH_LIMIT]
+            try:
+                self.hubspot.associate_default(CONTACTS, COMPANIES, part)
+            except RetryableError as exc:
+                self.retry_error = exc
+                return [[c, k] for c, k in links]
+            self.state.save_associations("contact-company", part)
+        # Links whose company failed permanently are dead-lettered above, not retried.
+        return [[c, k] for c, k in links if k not in known] if self.retry_error else []
+
+
+def push_plan(plan: dict[str, Any], hubspot: HubSpotClient, state: SyncState, run_id: str | None,
+              task: str) -> tuple[dict[str, Any], RetryableError | None]:
+    """Write `plan`; return (what is left, the error that stopped the rest) — both empty on success."""
+    pusher = ContactPusher(hubspot, state, run_id, task)
+    left = pusher.push(plan)
+    if not (left["creates"] or left["updates"] or left["links"]):
+        return {}, None
+    return left, pusher.retry_error or RetryableError("hubspot: work left after push")
+
+
+def _conflict_detail(out: Outcome, trace: str) -> Any:
+    from sync_tasks.errors import ErrorDetail
+
+    return ErrorDetail(status=409, category="CONFLICT",
+                       message=f"value already belongs to HubSpot record {out.conflicts[trace]}")

@@ -1,0 +1,172 @@
+"""The sync's durable state in Redis: id maps, the email index, fingerprints, the values last
+written, run counters and the dead-letter stream. Key layout: `constants.Keys`."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import redis
+
+from sync_tasks.constants import Keys, email_hash
+from sync_tasks.errors import json_dumps
+
+RUN_FIELDS = ("extracted", "matched", "created", "updated", "skipped", "failed")
+RUN_TTL_SECONDS = 14 * 24 * 3600
+DLQ_MAXLEN = 100_000
+
+
+class SyncState:
+    def __init__(self, client: redis.Redis) -> None:
+        # Typed loosely: redis-py's stubs type replies as bytes | str whatever decode_responses says.
+        self.r: Any = client
+
+    # -- id maps -------------------------------------------------------------------------------
+    def lookup_ids(self, hs_object: str, ct_ids: list[str]) -> dict[str, str]:
+        if not ct_ids:
+            return {}
+        values = self.r.hmget(Keys.idmap(hs_object), ct_ids)
+        return {k: v for k, v in zip(ct_ids, values, strict=True) if v}
+
+    def save_ids(self, hs_object: str, mapping: Mapping[str, str]) -> None:
+        if mapping:
+            self.r.hset(Keys.idmap(hs_object), mapping=dict(mapping))
+
+    def forget_ids(self, hs_object: str, ct_ids: Iterable[str]) -> None:
+        ids = list(ct_ids)
+        if ids:
+            self.r.hdel(Keys.idmap(hs_object), *ids)
+
+    def lookup_emails(self, emails: list[str]) -> dict[str, str]:
+        if not emails:
+            return {}
+        values = self.r.hmget(Keys.email_index(), [email_hash(e) for e in emails])
+        return {e: v for e, v in zip(emails, values, strict=True) if v}
+
+    def save_emails(self, mapping: Mapping[str, str]) -> None:
+        if mapping:
+            self.r.hset(Keys.email_index(), mapping={email_hash(e): v for e, v in mapping.items()})
+
+    # -- e-mail groups (several commercetools customers, one contact) -----------------------------
+    def owners(self, emails: list[str]) -> dict[str, dict[str, Any]]:
+        if not emails:
+            return {}
+        values = self.r.hmget(Keys.email_owner(), [email_hash(e) for e in emails])
+        return {e: json.loads(v) for e, v in zip(emails, values, strict=True) if v}
+
+    def save_owners(self, owners: Mapping[str, dict[str, Any]]) -> None:
+        if owners:
+            self.r.hset(Keys.email_owner(), mapping={email_hash(e): json_dumps(o) for e, o in owners.items()})
+
+    def members(self, emails: list[str]) -> dict[str, set[str]]:
+        pipe = self.r.pipeline(transaction=False)
+        for email in emails:
+            pipe.smembers(Keys.email_members(email_hash(email)))
+        return {e: set(m) for e, m in zip(emails, pipe.execute(), strict=True)}
+
+    def add_members(self, groups: Mapping[str, Iterable[str]]) -> None:
+        pipe = self.r.pipeline(transaction=False)
+        for email, ids in groups.items():
+            ids = list(ids)
+            if ids:
+                pipe.sadd(Keys.email_members(email_hash(email)), *ids)
+        pipe.execute()
+
+    # -- change detection ----------------------------------------------------------------------
+    def fingerprints(self, entity: str, ct_ids: list[str]) -> dict[str, str]:
+        if not ct_ids:
+            return {}
+        values = self.r.hmget(Keys.fingerprints(entity), ct_ids)
+        return {k: v for k, v in zip(ct_ids, values, strict=True) if v}
+
+    def save_fingerprints(self, entity: str, fps: Mapping[str, str]) -> None:
+        if fps:
+            self.r.hset(Keys.fingerprints(entity), mapping=dict(fps))
+
+    def written(self, hs_object: str, hs_ids: list[str]) -> dict[str, dict[str, str]]:
+        if not hs_ids:
+            return {}
+        values = self.r.hmget(Keys.written(hs_object), hs_ids)
+        return {k: json.loads(v) for k, v in zip(hs_ids, values, strict=True) if v}
+
+    def save_written(self, hs_object: str, hs_id: str, properties: Mapping[str, str]) -> None:
+        """Merge `properties` into what we last wrote to `hs_id`."""
+        key = Keys.written(hs_object)
+        old = self.r.hget(key, hs_id)
+        merged = {**(json.loads(old) if old else {}), **properties}
+        self.r.hset(key, hs_id, json_dumps(merged))
+
+    # -- associations already made ---------------------------------------------------------------
+    def known_associations(self, pair: str, links: list[tuple[str, str]]) -> set[tuple[str, str]]:
+        if not links:
+            return set()
+        flags = self.r.smismember(Keys.associations(pair), [f"{a}:{b}" for a, b in links])
+        return {link for link, flag in zip(links, flags, strict=True) if flag}
+
+    def save_associations(self, pair: str, links: Iterable[tuple[str, str]]) -> None:
+        values = [f"{a}:{b}" for a, b in links]
+        if values:
+            self.r.sadd(Keys.associations(pair), *values)
+
+    # -- runs ----------------------------------------------------------------------------------
+    def start_run(self, entity: str, mode: str, run_id: str | None = None, **meta: Any) -> str:
+        run_id = run_id or f"{entity}-{mode}-{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}"
+        key = Keys.run(run_id)
+        if not self.r.exists(key):
+            fields: dict[str, Any] = {f: 0 for f in RUN_FIELDS}
+            fields.update({"entity": entity, "mode": mode, "started_at": time.time(), "extract_done": 0,
+                           **{k: json_dumps(v) for k, v in meta.items()}})
+            pipe = self.r.pipeline()
+            pipe.hset(key, mapping=fields)
+            pipe.expire(key, RUN_TTL_SECONDS)
+            pipe.lpush(Keys.runs(entity), run_id)
+            pipe.ltrim(Keys.runs(entity), 0, 99)
+            pipe.execute()
+        return run_id
+
+    def count(self, run_id: str | None, **deltas: int) -> None:
+        if not run_id:
+            return
+        pipe = self.r.pipeline(transaction=False)
+        for name, n in deltas.items():
+            if n:
+                pipe.hincrby(Keys.run(run_id), name, n)
+        pipe.execute()
+
+    def finish_extract(self, run_id: str) -> None:
+        self.r.hset(Keys.run(run_id), mapping={"extract_done": 1, "extract_finished_at": time.time()})
+
+    def run(self, run_id: str) -> dict[str, Any]:
+        raw = self.r.hgetall(Keys.run(run_id))
+        out: dict[str, Any] = dict(raw)
+        for name in (*RUN_FIELDS, "extract_done"):
+            out[name] = int(out.get(name, 0))
+        return out
+
+    def run_complete(self, run_id: str) -> bool:
+        run = self.run(run_id)
+        done = sum(run[f] for f in ("created", "updated", "skipped", "failed"))
+        return bool(run["extract_done"]) and done >= run["extracted"]
+
+    def recent_runs(self, entity: str, n: int = 10) -> list[str]:
+        return list(self.r.lrange(Keys.runs(entity), 0, n - 1))
+
+    # -- dead letters --------------------------------------------------------------------------
+    def dead_letter(self, task: str, record_ids: list[str], payload: Any, error: dict[str, Any],
+                    attempts: int, first_failure: float | None = None) -> str:
+        now = time.time()
+        entry = {
+            "task": task, "record_ids": json_dumps(record_ids), "payload": json_dumps(payload),
+            "error": json_dumps(error), "attempts": attempts,
+            "first_failure": first_failure or now, "last_failure": now,
+        }
+        return str(self.r.xadd(Keys.dlq(), entry, maxlen=DLQ_MAXLEN, approximate=True))
+
+    def dlq_size(self) -> int:
+        return int(self.r.xlen(Keys.dlq()))
+
+    def dlq_entries(self, count: int = 100) -> list[tuple[str, dict[str, Any]]]:
+        return list(self.r.xrange(Keys.dlq(), count=count))

@@ -1,0 +1,145 @@
+"""Celery tasks: thin wrappers that call the plain functions of extract, match, changes and push.
+
+Retry policy, decided once in `SyncTask.defer`:
+- RateLimitedError (our fleet budget, or a HubSpot 429) is a wait: re-queued with a countdown,
+  never counted against the error budget.
+- RetryableError backs off exponentially with jitter and counts; past `MAX_ERROR_RETRIES` the
+  work goes to the dead-letter stream.
+- PermanentError goes to the dead-letter stream at once.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import random
+from typing import Any
+
+from celery import Task, chain
+
+import celeryconfig
+from sync_tasks.changes import plan_contacts
+from sync_tasks.commercetools_client import CommercetoolsClient
+from sync_tasks.constants import PUSH_QUEUE_BY_LANE, Lane, Queue, TaskName
+from sync_tasks.errors import PermanentError, RateLimitedError, RetryableError, SyncError, backoff_seconds
+from sync_tasks.extract import run_extract
+from sync_tasks.hubspot_client import HubSpotClient
+from sync_tasks.limiter import RateLimiter
+from sync_tasks.match import Match, match_customers
+from sync_tasks.push import push_plan
+from sync_tasks.redis_conn import get_redis
+from sync_tasks.settings import get_settings
+from sync_tasks.state import SyncState
+from workers.app import app
+
+log = logging.getLogger(__name__)
+
+
+# -- per-process clients, made lazily after the worker forks -------------------------------------
+@functools.lru_cache(maxsize=1)
+def commercetools() -> CommercetoolsClient:
+    return CommercetoolsClient(get_settings())
+
+
+@functools.lru_cache(maxsize=2)
+def hubspot(lane: str = Lane.LIVE.value) -> HubSpotClient:
+    settings = get_settings()
+    return HubSpotClient(settings, RateLimiter(get_redis(), settings), backfill=lane == Lane.BACKFILL.value)
+
+
+def state() -> SyncState:
+    return SyncState(get_redis())
+
+
+class SyncTask(Task):
+    acks_late = True
+    reject_on_worker_lost = True
+    max_retries = None  # waits are unlimited; real errors are counted in `errors`
+
+    def defer(self, exc: SyncError, args: tuple[Any, ...], errors: int, run_id: str | None,
+              record_ids: list[str], payload: Any) -> None:
+        """Re-queue after `exc`, or dead-letter when it is permanent or retries ran out."""
+        if isinstance(exc, RateLimitedError):
+            wait = exc.retry_after if exc.retry_after is not None else celeryconfig.MAX_COUNTDOWN
+            countdown = min(wait + random.uniform(0, 1.0), celeryconfig.MAX_COUNTDOWN)
+            raise self.retry(args=args, kwargs={"errors": errors}, countdown=countdown, exc=exc)
+        if isinstance(exc, RetryableError) and errors < get_settings().max_error_retries:
+            countdown = max(exc.retry_after or 0.0, backoff_seconds(errors + 1, base=1.0, cap=120.0))
+            raise self.retry(args=args, kwargs={"errors": errors + 1},
+                             countdown=min(countdown, celeryconfig.MAX_COUNTDOWN), exc=exc)
+        detail = exc.detail.as_dict() if exc.detail else {"message": str(exc)}
+        log.error("%s: giving up on records %s after %d error retries: %s", self.name, record_ids, errors, exc)
+        store = state()
+        store.dead_letter(self.name, record_ids, payload, detail, attempts=errors + 1)
+        store.count(run_id, failed=len(record_ids))
+
+
+def enqueue_chunk(records: list[dict[str, Any]], ctx: dict[str, Any]) -> None:
+    """One chain per chunk: match → map → push, the push on the lane's queue."""
+    push_queue = PUSH_QUEUE_BY_LANE[Lane(ctx["lane"])].value
+    chain(
+        match.si(records, ctx).set(queue=Queue.SYNC.value),
+        map_records.s().set(queue=Queue.SYNC.value),
+        push.s().set(queue=push_queue),
+    ).apply_async()
+
+
+@app.task(name=TaskName.EXTRACT.value, bind=True, base=SyncTask)
+def extract(self: SyncTask, entity: str = "customers", errors: int = 0) -> dict[str, Any]:
+    try:
+        result = run_extract(entity, commercetools(), get_redis(), get_settings(), enqueue_chunk)
+    except RetryableError as exc:
+        # The next beat tick re-extracts from the same watermark; no need to hold a retry.
+        log.warning("extract %s failed transiently: %s", entity, exc)
+        return {"error": str(exc)}
+    return {"run_id": result.run_id, "extracted": result.extracted, "chunks": result.chunks,
+            "watermark": result.watermark_after, "locked": result.locked}
+
+
+@app.task(name=TaskName.BACKFILL.value, bind=True, base=SyncTask)
+def backfill(self: SyncTask, entity: str = "customers", since: str | None = None, store: str | None = None,
+             run_id: str | None = None, errors: int = 0) -> dict[str, Any]:
+    """A full sync through the same chains; resumable: a repeat with the same run_id continues."""
+    run_id = run_id or state().start_run(entity, "backfill", since=since, store=store)
+    try:
+        result = run_extract(entity, commercetools(), get_redis(), get_settings(), enqueue_chunk,
+                             mode="backfill", since=since, store=store, run_id=run_id)
+    except RetryableError as exc:
+        self.defer(exc, (entity, since, store, run_id), errors, None, [], {"run_id": run_id})
+        raise  # unreachable: defer raises
+    return {"run_id": result.run_id, "extracted": result.extracted, "chunks": result.chunks}
+
+
+@app.task(name=TaskName.MATCH.value, bind=True, base=SyncTask)
+def match(self: SyncTask, records: list[dict[str, Any]], ctx: dict[str, Any], errors: int = 0) -> dict[str, Any]:
+    try:
+        matches = match_customers(records, state(), hubspot(ctx["lane"]), get_settings().external_id_properties)
+    except (RetryableError, PermanentError) as exc:
+        self.defer(exc, (records, ctx), errors, ctx["run_id"], [r["id"] for r in records],
+                   {"stage": "match", "record_ids": [r["id"] for r in records]})
+        return {"ctx": ctx, "matches": []}
+    state().count(ctx["run_id"], matched=sum(1 for m in matches if m.hs_id))
+    return {"ctx": ctx, "matches": [m.as_dict() for m in matches]}
+
+
+@app.task(name=TaskName.MAP.value, bind=True, base=SyncTask)
+def map_records(self: SyncTask, payload: dict[str, Any], errors: int = 0) -> dict[str, Any]:
+    ctx = payload["ctx"]
+    matches = [Match(**m) for m in payload["matches"]]
+    store = state()
+    plan = plan_contacts(matches, store, get_settings().shared_fields_rule, force=ctx["force"])
+    store.count(ctx["run_id"], skipped=plan.skipped + len(plan.no_email))
+    for rejected in plan.rejected:
+        log.warning("record %s: %s left out (%s)", rejected["record_id"], rejected["property"], rejected["reason"])
+    return {"ctx": ctx, "plan": plan.as_dict()}
+
+
+@app.task(name=TaskName.PUSH.value, bind=True, base=SyncTask, rate_limit=get_settings().push_rate_limit)
+def push(self: SyncTask, payload: dict[str, Any], errors: int = 0) -> dict[str, Any]:
+    ctx = payload["ctx"]
+    left, exc = push_plan(payload["plan"], hubspot(ctx["lane"]), state(), ctx["run_id"], self.name)
+    if exc is None:
+        return {"run_id": ctx["run_id"], "done": True}
+    record_ids = sorted({i for e in left.get("creates", []) + left.get("updates", []) for i in e["record_ids"]})
+    self.defer(exc, ({"ctx": ctx, "plan": left},), errors, ctx["run_id"], record_ids, {"plan": left})
+    return {"run_id": ctx["run_id"], "done": False}

@@ -1,0 +1,10 @@
+"""The Celery app: configured from `celeryconfig`, tasks from `sync_tasks.tasks`.
+
+Run a worker with `celery -A workers worker -Q ctsync.extract,ctsync.sync,ctsync.push`.
+"""
+
+from celery import Celery
+
+app = Celery("ctsync")
+app.config_from_object("celeryconfig")
+app.conf.include = ["sync_tasks.tasks"]
