@@ -1,0 +1,61 @@
+from __future__ import annotations
+
+import redis
+
+from sync_tasks.changes import pick_owner, plan_contacts
+from sync_tasks.mapping import fingerprint, map_customer
+from sync_tasks.match import Match
+from sync_tasks.state import SyncState
+from tests.sync_tasks.fakes import customer
+
+
+def test_two_accounts_one_email_become_one_create(redis_client: redis.Redis) -> None:
+    a = customer("a", "Same@x.io", modified="2026-01-02T00:00:00.000Z", first="Old", created="2024-01-01T00:00:00.000Z")
+    b = customer("b", " same@X.io", modified="2026-01-03T00:00:00.000Z", first="New", created="2025-01-01T00:00:00.000Z")
+    plan = plan_contacts([Match(a), Match(b)], SyncState(redis_client), "most_recently_modified")
+    [create] = plan.creates
+    assert create["properties"]["email"] == "same@x.io"
+    assert create["properties"]["firstname"] == "New" and create["key"] == "b"
+    assert create["properties"]["ct_customer_ids"] == "a;b"
+    plan = plan_contacts([Match(a), Match(b)], SyncState(redis_client), "first_created")
+    assert plan.creates[0]["properties"]["firstname"] == "Old"
+
+
+def test_unchanged_record_is_dropped_and_changes_send_only_changed_properties(redis_client: redis.Redis) -> None:
+    state = SyncState(redis_client)
+    c = customer("a", "a@x.io", city="x")
+    props = dict(map_customer(c).properties, ct_customer_ids="a")
+    state.save_written("contacts", "9", props)
+    state.save_fingerprints("customers", {"a": fingerprint(map_customer(c).properties)})
+    state.add_members({"a@x.io": ["a"]})
+    assert plan_contacts([Match(c, hs_id="9", via="idmap")], state, "most_recently_modified").skipped == 1
+    changed = dict(c, firstName="Zoe", lastModifiedAt="2026-05-05T00:00:00.000Z")
+    plan = plan_contacts([Match(changed, hs_id="9", via="idmap")], state, "most_recently_modified")
+    [update] = plan.updates
+    assert update["properties"] == {"firstname": "Zoe", "ct_last_modified_at": "2026-05-05T00:00:00.000Z"}
+    forced = plan_contacts([Match(c, hs_id="9", via="idmap")], state, "most_recently_modified", force=True)
+    assert forced.updates and forced.updates[0]["properties"]["email"] == "a@x.io"
+
+
+def test_no_email_no_contact_and_invalid_email_is_reported(redis_client: redis.Redis) -> None:
+    plan = plan_contacts([Match(customer("a", None)), Match(customer("b", "not-an-email"))],
+                         SyncState(redis_client), "most_recently_modified")
+    assert plan.no_email == ["a", "b"] and not plan.creates
+
+
+def test_form_contact_gets_our_unique_key(redis_client: redis.Redis) -> None:
+    plan = plan_contacts([Match(customer("a", "f@x.io"), hs_id="77", via="email")], SyncState(redis_client),
+                         "most_recently_modified")
+    assert plan.updates[0]["properties"]["ct_customer_id"] == "a"
+
+
+def test_owner_rules() -> None:
+    old = {"id": "1", "createdAt": "2020", "lastModifiedAt": "2026"}
+    new = {"id": "2", "createdAt": "2024", "lastModifiedAt": "2025"}
+    assert pick_owner("first_created", [old, new])["id"] == "1"
+    assert pick_owner("most_recently_modified", [new, old])["id"] == "1"
+
+
+def test_oversize_values_are_truncated_with_a_warning() -> None:
+    mapped = map_customer(customer("a", "a@x.io", companyName="x" * 70_000))
+    assert len(mapped.properties["company"]) == 65_536 and "truncated" in mapped.warnings[0]

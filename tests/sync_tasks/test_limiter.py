@@ -1,0 +1,82 @@
+from __future__ import annotations
+
+import multiprocessing
+import time
+
+import redis
+
+from sync_tasks.limiter import Bucket, RateLimiter
+from sync_tasks.settings import Settings
+from tests.conftest import UNIT_DB, redis_url
+
+
+def _limiter(client: redis.Redis, **overrides: object) -> RateLimiter:
+    return RateLimiter(client, Settings(**overrides))  # type: ignore[arg-type]
+
+
+def test_burst_never_exceeds_headroom_of_the_limit_in_a_window(redis_client: redis.Redis) -> None:
+    limiter = _limiter(redis_client, hubspot_burst_limit=40, hubspot_burst_headroom=0.9)
+    granted = []
+    start = time.monotonic()
+    while time.monotonic() - start < 2.0:
+        if limiter.acquire(Bucket.BURST).granted:
+            granted.append(time.monotonic())
+        else:
+            time.sleep(0.005)
+    # capacity 1 + refill (36-1)/10s → at most ~1 + 3.5*2 = 8 in two seconds
+    assert 5 <= len(granted) <= 9
+
+
+def test_refusal_says_how_long_to_wait(redis_client: redis.Redis) -> None:
+    limiter = _limiter(redis_client, hubspot_burst_limit=20, hubspot_burst_headroom=1.0)
+    while limiter.acquire(Bucket.BURST).granted:
+        pass
+    grant = limiter.acquire(Bucket.BURST)
+    assert not grant.granted and 0 < grant.wait_seconds <= 1.0
+
+
+def test_backfill_leaves_a_reserve_for_live_traffic(redis_client: redis.Redis) -> None:
+    limiter = _limiter(redis_client, hubspot_burst_limit=1000, hubspot_burst_headroom=1.0,
+                       hubspot_backfill_reserve=0.5)
+    while limiter.acquire(Bucket.BURST, backfill=True).granted:
+        pass
+    assert limiter.acquire(Bucket.BURST).granted  # live still gets the reserve
+
+
+def test_daily_limit_refuses_until_reset(redis_client: redis.Redis) -> None:
+    limiter = _limiter(redis_client, hubspot_burst_limit=1000, hubspot_daily_limit=3)
+    results = [limiter.acquire(Bucket.BURST).granted for _ in range(5)]
+    assert results[:3] == [True, True, True] and results[3:] == [False, False]
+    assert limiter.acquire(Bucket.BURST).wait_seconds > 1
+
+
+def test_headers_lower_the_bucket(redis_client: redis.Redis) -> None:
+    limiter = _limiter(redis_client, hubspot_burst_limit=1000, hubspot_burst_headroom=1.0)
+    assert limiter.acquire(Bucket.BURST).granted
+    limiter.observe(Bucket.BURST, remaining=0, maximum=1000)
+    assert not limiter.acquire(Bucket.BURST).granted
+
+
+def _hammer(seconds: float, out: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
+    client = redis.Redis.from_url(redis_url(UNIT_DB), decode_responses=True)
+    limiter = RateLimiter(client, Settings(hubspot_burst_limit=50, hubspot_burst_headroom=0.9))  # type: ignore[call-arg]
+    count = 0
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        if limiter.acquire(Bucket.BURST).granted:
+            count += 1
+        else:
+            time.sleep(0.002)
+    out.put(count)
+
+
+def test_processes_share_one_budget(redis_client: redis.Redis) -> None:
+    out: multiprocessing.Queue = multiprocessing.Queue()  # type: ignore[type-arg]
+    procs = [multiprocessing.Process(target=_hammer, args=(3.0, out)) for _ in range(3)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join()
+    total = sum(out.get() for _ in procs)
+    # 50/10 s at 0.9 headroom: capacity 2, refill 4.3/s → ≤ 2 + 13 in 3 s, for all three together
+    assert 8 <= total <= 16
