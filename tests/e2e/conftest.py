@@ -1,0 +1,88 @@
+"""End-to-end fixtures: both sandboxes as server processes, the real Redis, and two real Celery
+worker processes, started once per session; state is reset before every test."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from sync_tasks.localfleet import LocalFleet
+from tests.conftest import E2E_DB, redis_url
+
+E2E_SIZE = 300
+
+
+@pytest.fixture(scope="session")
+def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalFleet]:
+    log_dir = Path("test-artifacts/e2e-logs")
+    fleet = LocalFleet(
+        redis_url=redis_url(E2E_DB), ct_size=E2E_SIZE, log_dir=log_dir,
+        hubspot_args=["--search-lag", "0.5"],
+        extra_env={"SYNC_INTERVAL": "3600", "EXTRACT_OVERLAP_SECONDS": "2", "EXTRACT_PAGE_SIZE": "50",
+                   "LOG_JSON": "true"},
+    )
+    fleet.start_sandboxes()
+    fleet.flush_redis()
+    fleet.apply_env()
+    fleet.start_worker("w1", concurrency=2)
+    fleet.start_worker("w2", concurrency=2)
+    try:
+        fleet.wait_for_workers(2)
+        yield fleet
+    finally:
+        fleet.stop()
+
+
+@pytest.fixture
+def shop(fleet: LocalFleet) -> LocalFleet:
+    """A freshly seeded commercetools sandbox, an empty HubSpot sandbox with our schema, empty Redis."""
+    from sync_tasks.hubspot_client import HubSpotClient
+    from sync_tasks.limiter import RateLimiter
+    from sync_tasks.redis_conn import get_redis
+    from sync_tasks.schema import setup_schema
+    from sync_tasks.settings import get_settings
+
+    assert fleet.ct and fleet.hubspot
+    _purge_queues()
+    fleet.flush_redis()
+    requests.post(f"{fleet.ct.url}/_sandbox/reset", params={"size": E2E_SIZE, "seed": 42}, timeout=120).raise_for_status()
+    requests.post(f"{fleet.hubspot.url}/_sandbox/reset", timeout=30).raise_for_status()
+    settings = get_settings()
+    setup_schema(HubSpotClient(settings, RateLimiter(get_redis(), settings)))
+    requests.post(f"{fleet.hubspot.url}/_sandbox/requests/reset", timeout=30)
+    requests.post(f"{fleet.ct.url}/_sandbox/requests/reset", timeout=30)
+    return fleet
+
+
+def _purge_queues() -> None:
+    from workers import app
+
+    app.control.purge()
+
+
+def hubspot_requests(fleet: LocalFleet, since: float = 0.0, endpoint: str | None = None) -> list[dict[str, Any]]:
+    assert fleet.hubspot
+    params: dict[str, Any] = {"limit": 100000, "since": since}
+    if endpoint:
+        params["endpoint"] = endpoint
+    return list(requests.get(f"{fleet.hubspot.url}/_sandbox/requests", params=params, timeout=30).json()["entries"])
+
+
+def write_calls(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [e for e in entries if e["method"] != "GET" and "/batch/read" not in e["endpoint"]
+            and "/search" not in e["endpoint"]]
+
+
+def wait_until(predicate: Any, timeout: float = 60.0, interval: float = 0.2) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise TimeoutError("condition not met in time")
