@@ -1,0 +1,81 @@
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import redis
+
+from sync_tasks.constants import Keys
+from sync_tasks.extract import format_ts, parse_ts, run_extract
+from sync_tasks.settings import Settings
+from sync_tasks.state import SyncState
+from tests.sync_tasks.test_pagination import FakeShop, _records
+
+
+def _settings(**kw: Any) -> Settings:
+    return Settings(extract_page_size=10, chunk_size=4, extract_overlap_seconds=5, **kw)  # type: ignore[arg-type]
+
+
+def test_delta_enqueues_chunks_and_advances_the_watermark(redis_client: redis.Redis) -> None:
+    shop = FakeShop(_records(25))
+    chunks: list[list[str]] = []
+    result = run_extract("customers", shop, redis_client, _settings(),  # type: ignore[arg-type]
+                         lambda recs, ctx: chunks.append([r["id"] for r in recs]))
+    assert [len(c) for c in chunks] == [4, 4, 2, 4, 4, 2, 4, 1]
+    assert redis_client.get(Keys.watermark("customers")) == result.watermark_after == "2026-01-01T00:00:03.000Z"
+    run = SyncState(redis_client).run(result.run_id)
+    assert run["extracted"] == 25 and run["extract_done"] == 1
+
+
+def test_next_delta_starts_at_watermark_minus_overlap(redis_client: redis.Redis) -> None:
+    redis_client.set(Keys.watermark("customers"), "2026-01-01T00:00:10.000Z")
+    shop = FakeShop([])
+    run_extract("customers", shop, redis_client, _settings(), lambda r, c: None)  # type: ignore[arg-type]
+    assert shop.queries[0] == ['lastModifiedAt >= "2026-01-01T00:00:05.000Z"']
+
+
+def test_crash_mid_run_leaves_the_watermark(redis_client: redis.Redis) -> None:
+    redis_client.set(Keys.watermark("customers"), "2025-01-01T00:00:00.000Z")
+    calls = []
+
+    def enqueue(records: list[dict[str, Any]], ctx: dict[str, Any]) -> None:
+        calls.append(1)
+        if len(calls) == 3:
+            raise ConnectionError("broker gone")
+
+    with pytest.raises(ConnectionError):
+        run_extract("customers", FakeShop(_records(25)), redis_client, _settings(), enqueue)  # type: ignore[arg-type]
+    assert redis_client.get(Keys.watermark("customers")) == "2025-01-01T00:00:00.000Z"
+    assert not redis_client.exists(Keys.extract_lock("customers"))
+
+
+def test_two_runs_never_overlap(redis_client: redis.Redis) -> None:
+    redis_client.set(Keys.extract_lock("customers"), "someone-else", ex=60)
+    shop = FakeShop(_records(5))
+    result = run_extract("customers", shop, redis_client, _settings(), lambda r, c: None)  # type: ignore[arg-type]
+    assert result.locked and shop.queries == []
+
+
+def test_backfill_leaves_the_watermark_and_resumes_from_its_cursor(redis_client: redis.Redis) -> None:
+    redis_client.set(Keys.watermark("customers"), "2025-01-01T00:00:00.000Z")
+    seen: list[str] = []
+
+    def crash_on_second_page(records: list[dict[str, Any]], ctx: dict[str, Any]) -> None:
+        assert ctx["force"] and ctx["lane"] == "backfill"
+        if len(seen) >= 10:
+            raise ConnectionError("worker killed")
+        seen.extend(r["id"] for r in records)
+
+    shop = FakeShop(_records(25))
+    with pytest.raises(ConnectionError):
+        run_extract("customers", shop, redis_client, _settings(), crash_on_second_page, mode="backfill",  # type: ignore[arg-type]
+                    run_id="bf-1")
+    resumed: list[str] = []
+    run_extract("customers", shop, redis_client, _settings(), lambda r, c: resumed.extend(x["id"] for x in r),  # type: ignore[arg-type]
+                mode="backfill", run_id="bf-1")
+    assert seen + resumed == [r["id"] for r in _records(25)]
+    assert redis_client.get(Keys.watermark("customers")) == "2025-01-01T00:00:00.000Z"
+
+
+def test_timestamps_keep_milliseconds_and_z() -> None:
+    assert format_ts(parse_ts("2026-03-04T05:06:07.089Z")) == "2026-03-04T05:06:07.089Z"
