@@ -50,7 +50,8 @@ def shop(fleet: LocalFleet) -> LocalFleet:
     assert fleet.ct and fleet.hubspot
     _purge_queues()
     fleet.flush_redis()
-    requests.post(f"{fleet.ct.url}/_sandbox/reset", params={"size": E2E_SIZE, "seed": 42}, timeout=120).raise_for_status()
+    reset = requests.post(f"{fleet.ct.url}/_sandbox/reset", params={"size": E2E_SIZE, "seed": 42}, timeout=120)
+    reset.raise_for_status()
     requests.post(f"{fleet.hubspot.url}/_sandbox/reset", timeout=30).raise_for_status()
     settings = get_settings()
     setup_schema(HubSpotClient(settings, RateLimiter(get_redis(), settings)))

@@ -10,8 +10,10 @@ from tests.sync_tasks.fakes import customer
 
 
 def test_two_accounts_one_email_become_one_create(redis_client: redis.Redis) -> None:
-    a = customer("a", "Same@x.io", modified="2026-01-02T00:00:00.000Z", first="Old", created="2024-01-01T00:00:00.000Z")
-    b = customer("b", " same@X.io", modified="2026-01-03T00:00:00.000Z", first="New", created="2025-01-01T00:00:00.000Z")
+    a = customer("a", "Same@x.io", modified="2026-01-02T00:00:00.000Z", first="Old",
+                 created="2024-01-01T00:00:00.000Z")
+    b = customer("b", " same@X.io", modified="2026-01-03T00:00:00.000Z", first="New",
+                 created="2025-01-01T00:00:00.000Z")
     plan = plan_contacts([Match(a), Match(b)], SyncState(redis_client), "most_recently_modified")
     [create] = plan.creates
     assert create["properties"]["email"] == "same@x.io"

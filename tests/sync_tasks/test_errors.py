@@ -97,7 +97,8 @@ def test_commercetools_401_refreshes_and_500_checks_first() -> None:
 
 def test_validation_error_is_permanent() -> None:
     with pytest.raises(PermanentError) as info:
-        raise_for_response(_response(400, '{"category":"VALIDATION_ERROR","message":"bad"}'), HUBSPOT_ACTIONS, "hubspot")
+        raise_for_response(_response(400, '{"category":"VALIDATION_ERROR","message":"bad"}'),
+                           HUBSPOT_ACTIONS, "hubspot")
     assert info.value.detail and info.value.detail.category == "VALIDATION_ERROR"
 
 

@@ -84,4 +84,5 @@ def test_a_cursor_that_does_not_advance_is_an_error() -> None:
 
 
 def test_quotes_are_escaped() -> None:
-    assert Cursor('2026"', 'x"y').predicate() == 'lastModifiedAt > "2026\\"" or (lastModifiedAt = "2026\\"" and id > "x\\"y")'
+    expected = 'lastModifiedAt > "2026\\"" or (lastModifiedAt = "2026\\"" and id > "x\\"y")'
+    assert Cursor('2026"', 'x"y').predicate() == expected
