@@ -168,8 +168,8 @@ def test_value_formats(hs: Client) -> None:
         assert hs.post(f"{P}/orders", prop).status_code == 201
     order = hs.create("orders", {"ct_day": 1_704_067_200_000, "ct_flag": True, "ct_tags": "a;b",
                                  "hs_processed_date": "2024-01-02T03:04:05Z", "hs_total_price": 12.5})
-    props = hs.get(f"/crm/v3/objects/orders/{order['id']}",
-                   params={"properties": "ct_day,ct_flag,ct_tags,hs_processed_date,hs_total_price"}).json()["properties"]
+    wanted = "ct_day,ct_flag,ct_tags,hs_processed_date,hs_total_price"
+    props = hs.get(f"/crm/v3/objects/orders/{order['id']}", params={"properties": wanted}).json()["properties"]
     assert props["ct_day"] == "2024-01-01"
     assert props["ct_flag"] == "true"
     assert props["ct_tags"] == "a;b"
