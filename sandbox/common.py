@@ -115,6 +115,7 @@ class FaultInjector:
             if rnd() < 0.5:
                 # Drop after processing: the write lands, the client never hears of it.
                 await self.app(scope, receive, _swallow)
+            scope["sandbox.dropped"] = True
             await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"100")]})
             raise DroppedConnection("sandbox fault: connection dropped")
         await self.app(scope, receive, send)
@@ -184,7 +185,9 @@ class RequestLog:
         try:
             await self.app(scope, logging_receive, logging_send)
         finally:
-            self._record(scope, status_box[0] or 599, b"".join(chunks))
+            # 0 = the connection was dropped: the client got no answer.
+            status = 0 if scope.get("sandbox.dropped") else (status_box[0] or 599)
+            self._record(scope, status, b"".join(chunks))
 
     def _record(self, scope: Scope, status: int, raw: bytes) -> None:
         endpoint = scope.get("sandbox.endpoint") or scope["path"]
