@@ -4,6 +4,7 @@ Broker and schedule live in Redis (see `sync_tasks.redis_conn` for which Redis).
 and rejected on worker loss, so a killed worker's task is redelivered: every task is idempotent.
 """
 
+from kombu import Exchange
 from kombu import Queue as KombuQueue
 
 from sync_tasks.constants import BEAT_EXTRACT_ENTRY, Entity, Queue, TaskName
@@ -38,12 +39,15 @@ worker_send_task_events = True
 task_send_sent_event = True
 
 task_default_queue = Queue.SYNC.value
-task_queues = [KombuQueue(q.value) for q in Queue if q is not Queue.DEADLETTER]
+# One direct exchange per queue, routing key = queue name: a message lands in exactly one queue.
+task_queues = [KombuQueue(q.value, Exchange(q.value, type="direct"), routing_key=q.value)
+               for q in Queue if q is not Queue.DEADLETTER]
 task_routes = {
     TaskName.EXTRACT.value: {"queue": Queue.EXTRACT.value},
     TaskName.BACKFILL.value: {"queue": Queue.EXTRACT.value},
     TaskName.MATCH.value: {"queue": Queue.SYNC.value},
     TaskName.MAP.value: {"queue": Queue.SYNC.value},
+    TaskName.RESYNC.value: {"queue": Queue.SYNC.value},
     TaskName.PUSH.value: {"queue": Queue.PUSH.value},
 }
 

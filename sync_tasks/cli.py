@@ -32,7 +32,7 @@ def _clients() -> tuple[Any, Any]:
     from sync_tasks.redis_conn import get_redis
 
     settings = _settings_or_exit()
-    return settings, HubSpotClient(settings, RateLimiter(get_redis(), settings))
+    return settings, HubSpotClient(settings, RateLimiter(get_redis(), settings), wait_for_budget=True)
 
 
 @app.command()

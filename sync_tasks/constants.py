@@ -20,6 +20,7 @@ class TaskName(StrEnum):
     MATCH = "ctsync.match"
     MAP = "ctsync.map"
     PUSH = "ctsync.push"
+    RESYNC = "ctsync.resync"
 
 
 class Entity(StrEnum):
@@ -60,11 +61,6 @@ class Keys:
     def email_index() -> str:
         """HASH normalised email -> HubSpot contact id."""
         return f"{PREFIX}:idmap:contact-email"
-
-    @staticmethod
-    def email_owner() -> str:
-        """HASH normalised email -> JSON of the commercetools customer supplying shared fields."""
-        return f"{PREFIX}:contacts:email-owner"
 
     @staticmethod
     def email_members(email_hash: str) -> str:

@@ -60,7 +60,7 @@ def _run(fleet: Any, changes: int, interval: int, console: Console, started: flo
 
     settings = get_settings()
     state = SyncState(get_redis())
-    report = setup_schema(HubSpotClient(settings, RateLimiter(get_redis(), settings)))
+    report = setup_schema(HubSpotClient(settings, RateLimiter(get_redis(), settings), wait_for_budget=True))
     console.print(f"setup: created {len(report.created)} properties")
 
     console.print("starting a worker and beat…")

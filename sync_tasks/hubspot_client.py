@@ -9,6 +9,7 @@ reads per-input errors.
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -49,10 +50,13 @@ def trace_id() -> str:
 
 class HubSpotClient:
     def __init__(self, settings: Settings, limiter: RateLimiter,
-                 session: requests.Session | None = None, backfill: bool = False) -> None:
+                 session: requests.Session | None = None, backfill: bool = False,
+                 wait_for_budget: bool = False) -> None:
         self.settings = settings
         self.limiter = limiter
         self.backfill = backfill
+        # Workers never sleep for budget (they re-queue); interactive tools (setup, CLI) may.
+        self.wait_for_budget = wait_for_budget
         self.session = session or requests.Session()
         self.session.headers.update({
             "Authorization": f"Bearer {settings.hubspot_token.get_secret_value()}",
@@ -66,6 +70,9 @@ class HubSpotClient:
     def request(self, method: str, path: str, json: Any = None, bucket: Bucket = Bucket.BURST,
                 params: dict[str, str] | None = None) -> requests.Response:
         grant = self.limiter.acquire(bucket, backfill=self.backfill)
+        while not grant.granted and self.wait_for_budget and grant.wait_seconds < 60:
+            time.sleep(grant.wait_seconds)
+            grant = self.limiter.acquire(bucket, backfill=self.backfill)
         if not grant.granted:
             raise RateLimitedError(f"{API}: fleet budget '{bucket}' exhausted",
                                    ErrorDetail(status=0, category="LOCAL_BUDGET"), grant.wait_seconds)

@@ -32,6 +32,8 @@ class LocalFleet:
     hubspot_args: list[str] = field(default_factory=list)
     log_dir: Path = Path("var/log")
     extra_env: dict[str, str] = field(default_factory=dict)
+    ct_port: int | None = None
+    hubspot_port: int | None = None
     ct: SandboxProcess | None = None
     hubspot: SandboxProcess | None = None
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
@@ -63,8 +65,8 @@ class LocalFleet:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.ct = SandboxProcess("sandbox.commercetools",
                                  ["--size", str(self.ct_size), "--seed", str(self.ct_seed), *self.ct_args],
-                                 log_path=self.log_dir / "commercetools.log").start()
-        self.hubspot = SandboxProcess("sandbox.hubspot", list(self.hubspot_args),
+                                 port=self.ct_port, log_path=self.log_dir / "commercetools.log").start()
+        self.hubspot = SandboxProcess("sandbox.hubspot", list(self.hubspot_args), port=self.hubspot_port,
                                       log_path=self.log_dir / "hubspot.log").start()
 
     def start_worker(self, name: str, queues: str = ALL_QUEUES, concurrency: int = 2) -> subprocess.Popen[bytes]:

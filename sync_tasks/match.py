@@ -16,7 +16,8 @@ from sync_tasks.state import SyncState
 
 CONTACTS = "contacts"
 CT_ID_PROPERTY = "ct_customer_id"
-READ_PROPERTIES = ["email", CT_ID_PROPERTY]
+MEMBERS_PROPERTY = "ct_customer_ids"
+READ_PROPERTIES = ["email", CT_ID_PROPERTY, MEMBERS_PROPERTY]
 
 
 class Reader(Protocol):
@@ -30,6 +31,7 @@ class Match:
     hs_id: str | None = None
     via: str | None = None  # idmap | email-index | ct_customer_id | email | <external property>
     hs_ct_id: str | None = None  # the contact's ct_customer_id, when HubSpot told us
+    hs_members: list[str] | None = None  # the contact's ct_customer_ids, when HubSpot told us
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -65,6 +67,7 @@ def match_customers(records: list[dict[str, Any]], state: SyncState, hubspot: Re
             hit = hits.get(m.record["id"])
             if hit:
                 m.hs_id, m.via, m.hs_ct_id = str(hit["id"]), CT_ID_PROPERTY, m.record["id"]
+                m.hs_members = _members(hit)
                 found[m.record["id"]] = m.hs_id
 
     pending = [m for m in open_() if emails[m.record["id"]]]
@@ -77,6 +80,7 @@ def match_customers(records: list[dict[str, Any]], state: SyncState, hubspot: Re
             if hit:
                 m.hs_id, m.via = str(hit["id"]), "email"
                 m.hs_ct_id = hit["properties"].get(CT_ID_PROPERTY) or None
+                m.hs_members = _members(hit)
                 found[m.record["id"]] = m.hs_id
                 found_emails[emails[m.record["id"]] or ""] = m.hs_id
 
@@ -92,9 +96,15 @@ def match_customers(records: list[dict[str, Any]], state: SyncState, hubspot: Re
             if hit:
                 m.hs_id, m.via = str(hit["id"]), hs_property
                 m.hs_ct_id = hit["properties"].get(CT_ID_PROPERTY) or None
+                m.hs_members = _members(hit)
                 found[m.record["id"]] = m.hs_id
 
     # Existing HubSpot records are facts: remember them now, so the next chunk needs no read.
     state.save_ids(CONTACTS, found)
     state.save_emails(found_emails)
     return matches
+
+
+def _members(hit: dict[str, Any]) -> list[str]:
+    raw = hit["properties"].get(MEMBERS_PROPERTY) or ""
+    return [i for i in str(raw).split(";") if i]

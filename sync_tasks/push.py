@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from sync_tasks.batch_writer import Outcome, write
@@ -46,11 +47,12 @@ class ContactPusher:
         self.task = task
         self.retry_error: RetryableError | None = None
         self._links: list[tuple[str, str]] = []  # (contact id, company key) to associate
+        self.resync: list[str] = []  # commercetools ids to match and map again
 
     def push(self, plan: dict[str, Any]) -> dict[str, Any]:
         """Write what `plan` holds; return the plan of what is left (empty when all is done)."""
         left_creates = self._creates(plan.get("creates", []))
-        left_updates = self._updates(plan.get("updates", []) + left_creates.pop("as_updates", []))
+        left_updates = self._updates(plan.get("updates", []))
         left_links = self._companies(plan)
         return {"creates": left_creates["creates"], "updates": left_updates,
                 "companies": plan.get("companies", {}) if left_links else {},
@@ -59,7 +61,6 @@ class ContactPusher:
     # -- contacts ------------------------------------------------------------------------------
     def _creates(self, entries: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
         left: list[dict[str, Any]] = []
-        as_updates: list[dict[str, Any]] = []
         for batch in _chunks(entries):
             by_trace = {trace_id(): e for e in batch}
             inputs = [{"id": e["key"], "properties": e["properties"], "objectWriteTraceId": t}
@@ -72,17 +73,15 @@ class ContactPusher:
                 self._confirmed(entry, str(result["id"]), {**entry["properties"], CT_ID_PROPERTY: entry["key"]})
                 self.state.count(self.run_id, created=len(entry["record_ids"]) if result.get("new", True)
                                  else 0, updated=0 if result.get("new", True) else len(entry["record_ids"]))
-            for trace, existing in out.conflicts.items():
-                # The e-mail already belongs to a contact (made by a form, or by a concurrent chunk):
-                # that contact is our match, so the create becomes an update of it.
-                entry = dict(by_trace[trace])
-                entry.update(hs_id=existing, full=entry["properties"],
-                             properties={k: v for k, v in entry["properties"].items() if k != CT_ID_PROPERTY})
-                as_updates.append(entry)
+            for trace in out.conflicts:
+                # The e-mail already belongs to a contact (made by a form, or by a concurrent chunk
+                # with another account of the same e-mail): match and map these records again, so
+                # they are planned together with that contact's accounts.
+                self.resync.extend(by_trace[trace]["record_ids"])
             self._failed(out, by_trace)
             left += [by_trace[t] for t in out.retry]
             self._note_retry(out)
-        return {"creates": left, "as_updates": as_updates}
+        return {"creates": left}
 
     def _updates(self, entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
         left: list[dict[str, Any]] = []
@@ -110,8 +109,7 @@ class ContactPusher:
         state = self.state
         state.save_ids(CONTACTS, {rid: hs_id for rid in entry["members"]})
         state.save_emails({entry["email"]: hs_id})
-        state.save_owners({entry["email"]: entry["owner"]})
-        state.add_members({entry["email"]: entry["members"]})
+        state.set_members({entry["email"]: entry["members"]})
         state.save_written(CONTACTS, hs_id, written)
         state.save_fingerprints(ENTITY, entry["fingerprints"])
         if entry.get("company"):
@@ -166,14 +164,20 @@ class ContactPusher:
         return [[c, k] for c, k in links if k not in known] if self.retry_error else []
 
 
+@dataclass
+class PushResult:
+    left: dict[str, Any] = field(default_factory=dict)  # work to retry; empty when all is done
+    error: RetryableError | None = None  # what stopped the rest
+    resync: list[str] = field(default_factory=list)  # record ids to match and map again
+
+
 def push_plan(plan: dict[str, Any], hubspot: HubSpotClient, state: SyncState, run_id: str | None,
-              task: str) -> tuple[dict[str, Any], RetryableError | None]:
-    """Write `plan`; return (what is left, the error that stopped the rest) — both empty on success."""
+              task: str) -> PushResult:
     pusher = ContactPusher(hubspot, state, run_id, task)
     left = pusher.push(plan)
     if not (left["creates"] or left["updates"] or left["links"]):
-        return {}, None
-    return left, pusher.retry_error or RetryableError("hubspot: work left after push")
+        return PushResult(resync=pusher.resync)
+    return PushResult(left, pusher.retry_error or RetryableError("hubspot: work left after push"), pusher.resync)
 
 
 def _conflict_detail(out: Outcome, trace: str) -> Any:

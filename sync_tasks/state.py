@@ -51,28 +51,21 @@ class SyncState:
             self.r.hset(Keys.email_index(), mapping={email_hash(e): v for e, v in mapping.items()})
 
     # -- e-mail groups (several commercetools customers, one contact) -----------------------------
-    def owners(self, emails: list[str]) -> dict[str, dict[str, Any]]:
-        if not emails:
-            return {}
-        values = self.r.hmget(Keys.email_owner(), [email_hash(e) for e in emails])
-        return {e: json.loads(v) for e, v in zip(emails, values, strict=True) if v}
-
-    def save_owners(self, owners: Mapping[str, dict[str, Any]]) -> None:
-        if owners:
-            self.r.hset(Keys.email_owner(), mapping={email_hash(e): json_dumps(o) for e, o in owners.items()})
-
     def members(self, emails: list[str]) -> dict[str, set[str]]:
         pipe = self.r.pipeline(transaction=False)
         for email in emails:
             pipe.smembers(Keys.email_members(email_hash(email)))
         return {e: set(m) for e, m in zip(emails, pipe.execute(), strict=True)}
 
-    def add_members(self, groups: Mapping[str, Iterable[str]]) -> None:
-        pipe = self.r.pipeline(transaction=False)
+    def set_members(self, groups: Mapping[str, Iterable[str]]) -> None:
+        """Replace each e-mail's account set with the one just computed from commercetools."""
+        pipe = self.r.pipeline(transaction=True)
         for email, ids in groups.items():
+            key = Keys.email_members(email_hash(email))
+            pipe.delete(key)
             ids = list(ids)
             if ids:
-                pipe.sadd(Keys.email_members(email_hash(email)), *ids)
+                pipe.sadd(key, *ids)
         pipe.execute()
 
     # -- change detection ----------------------------------------------------------------------

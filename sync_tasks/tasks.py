@@ -127,7 +127,13 @@ def map_records(self: SyncTask, payload: dict[str, Any], errors: int = 0) -> dic
     ctx = payload["ctx"]
     matches = [Match(**m) for m in payload["matches"]]
     store = state()
-    plan = plan_contacts(matches, store, get_settings().shared_fields_rule, force=ctx["force"])
+    try:
+        plan = plan_contacts(matches, store, get_settings().shared_fields_rule, force=ctx["force"],
+                             fetch=fetch_customers)
+    except (RetryableError, PermanentError) as exc:
+        ids = [m.record["id"] for m in matches]
+        self.defer(exc, (payload,), errors, ctx["run_id"], ids, {"stage": "map", "record_ids": ids})
+        return {"ctx": ctx, "plan": {}}
     store.count(ctx["run_id"], skipped=plan.skipped + len(plan.no_email))
     for rejected in plan.rejected:
         log.warning("record %s: %s left out (%s)", rejected["record_id"], rejected["property"], rejected["reason"])
@@ -137,9 +143,46 @@ def map_records(self: SyncTask, payload: dict[str, Any], errors: int = 0) -> dic
 @app.task(name=TaskName.PUSH.value, bind=True, base=SyncTask, rate_limit=get_settings().push_rate_limit)
 def push(self: SyncTask, payload: dict[str, Any], errors: int = 0) -> dict[str, Any]:
     ctx = payload["ctx"]
-    left, exc = push_plan(payload["plan"], hubspot(ctx["lane"]), state(), ctx["run_id"], self.name)
-    if exc is None:
+    result = push_plan(payload["plan"], hubspot(ctx["lane"]), state(), ctx["run_id"], self.name)
+    if result.resync:
+        resync.apply_async((result.resync, ctx), queue=Queue.SYNC.value)
+    if result.error is None:
         return {"run_id": ctx["run_id"], "done": True}
+    left = result.left
     record_ids = sorted({i for e in left.get("creates", []) + left.get("updates", []) for i in e["record_ids"]})
-    self.defer(exc, ({"ctx": ctx, "plan": left},), errors, ctx["run_id"], record_ids, {"plan": left})
+    self.defer(result.error, ({"ctx": ctx, "plan": left},), errors, ctx["run_id"], record_ids, {"plan": left})
     return {"run_id": ctx["run_id"], "done": False}
+
+
+MAX_RESYNC_DEPTH = 3
+
+
+@app.task(name=TaskName.RESYNC.value, bind=True, base=SyncTask)
+def resync(self: SyncTask, record_ids: list[str], ctx: dict[str, Any], errors: int = 0) -> dict[str, Any]:
+    """Match and map records again from fresh commercetools data (after a create met an existing
+    contact). Bounded, so a record that keeps colliding ends in the dead-letter stream."""
+    depth = int(ctx.get("resync_depth", 0)) + 1
+    if depth > MAX_RESYNC_DEPTH:
+        exc = PermanentError(f"records {record_ids} kept colliding with existing contacts")
+        self.defer(exc, (record_ids, ctx), errors, ctx["run_id"], record_ids, {"record_ids": record_ids})
+        return {"resynced": 0}
+    try:
+        records = fetch_customers(record_ids)
+    except RetryableError as exc:
+        self.defer(exc, (record_ids, ctx), errors, ctx["run_id"], record_ids, {"record_ids": record_ids})
+        return {"resynced": 0}
+    gone = set(record_ids) - {r["id"] for r in records}
+    state().count(ctx["run_id"], skipped=len(gone))  # deleted meanwhile: nothing to write
+    if records:
+        enqueue_chunk(records, {**ctx, "resync_depth": depth})
+    return {"resynced": len(records)}
+
+
+def fetch_customers(ids: list[str]) -> list[dict[str, Any]]:
+    """Current commercetools customers by id (≤500 per query)."""
+    out: list[dict[str, Any]] = []
+    for i in range(0, len(ids), 500):
+        quoted = ", ".join(f'"{x}"' for x in ids[i:i + 500])
+        body = commercetools().query("customers", where=[f"id in ({quoted})"], limit=500, expand=["customerGroup"])
+        out += body.get("results", [])
+    return out

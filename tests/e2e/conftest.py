@@ -3,6 +3,7 @@ worker processes, started once per session; state is reset before every test."""
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,20 +12,32 @@ from typing import Any
 import pytest
 import requests
 
-from sync_tasks.localfleet import LocalFleet
+from sandbox.process import free_port
 from tests.conftest import E2E_DB, redis_url
 
 E2E_SIZE = 300
+CT_PORT, HUBSPOT_PORT = free_port(), free_port()
+FLEET_ENV = {
+    "REDIS_URL": redis_url(E2E_DB),
+    "CT_API_URL": f"http://127.0.0.1:{CT_PORT}",
+    "CT_AUTH_URL": f"http://127.0.0.1:{CT_PORT}",
+    "HUBSPOT_BASE_URL": f"http://127.0.0.1:{HUBSPOT_PORT}",
+    "SYNC_INTERVAL": "3600",
+    "EXTRACT_OVERLAP_SECONDS": "2",
+    "EXTRACT_PAGE_SIZE": "50",
+}
+# Set before any test module imports the Celery app: its configuration is read once, at import.
+os.environ.update(FLEET_ENV)
+
+from sync_tasks.localfleet import LocalFleet  # noqa: E402 - after the environment is set
 
 
 @pytest.fixture(scope="session")
 def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalFleet]:
     log_dir = Path("test-artifacts/e2e-logs")
     fleet = LocalFleet(
-        redis_url=redis_url(E2E_DB), ct_size=E2E_SIZE, log_dir=log_dir,
-        hubspot_args=["--search-lag", "0.5"],
-        extra_env={"SYNC_INTERVAL": "3600", "EXTRACT_OVERLAP_SECONDS": "2", "EXTRACT_PAGE_SIZE": "50",
-                   "LOG_JSON": "true"},
+        redis_url=redis_url(E2E_DB), ct_size=E2E_SIZE, log_dir=log_dir, ct_port=CT_PORT, hubspot_port=HUBSPOT_PORT,
+        hubspot_args=["--search-lag", "0.5"], extra_env=FLEET_ENV,
     )
     fleet.start_sandboxes()
     fleet.flush_redis()
@@ -54,7 +67,7 @@ def shop(fleet: LocalFleet) -> LocalFleet:
     reset.raise_for_status()
     requests.post(f"{fleet.hubspot.url}/_sandbox/reset", timeout=30).raise_for_status()
     settings = get_settings()
-    setup_schema(HubSpotClient(settings, RateLimiter(get_redis(), settings)))
+    setup_schema(HubSpotClient(settings, RateLimiter(get_redis(), settings), wait_for_budget=True))
     requests.post(f"{fleet.hubspot.url}/_sandbox/requests/reset", timeout=30)
     requests.post(f"{fleet.ct.url}/_sandbox/requests/reset", timeout=30)
     return fleet

@@ -29,7 +29,7 @@ def test_unchanged_record_is_dropped_and_changes_send_only_changed_properties(re
     props = dict(map_customer(c).properties, ct_customer_ids="a")
     state.save_written("contacts", "9", props)
     state.save_fingerprints("customers", {"a": fingerprint(map_customer(c).properties)})
-    state.add_members({"a@x.io": ["a"]})
+    state.set_members({"a@x.io": ["a"]})
     assert plan_contacts([Match(c, hs_id="9", via="idmap")], state, "most_recently_modified").skipped == 1
     changed = dict(c, firstName="Zoe", lastModifiedAt="2026-05-05T00:00:00.000Z")
     plan = plan_contacts([Match(changed, hs_id="9", via="idmap")], state, "most_recently_modified")
