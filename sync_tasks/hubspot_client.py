@@ -11,7 +11,8 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -65,17 +66,36 @@ class HubSpotClient:
         })
         self.base = settings.hubspot_base
         self.calls = 0
+        self._prepaid: dict[Bucket, int] = {}
+
+    @contextmanager
+    def prepaid(self, calls: int, bucket: Bucket = Bucket.BURST) -> Iterator[None]:
+        """Take the budget for `calls` requests at once, before the first is sent: a task that
+        needs several calls is then either refused up front or never stopped half-way."""
+        if calls > 0:
+            self._take(bucket, calls)
+            self._prepaid[bucket] = self._prepaid.get(bucket, 0) + calls
+        try:
+            yield
+        finally:
+            self._prepaid.pop(bucket, None)
+
+    def _take(self, bucket: Bucket, cost: int = 1) -> None:
+        grant = self.limiter.acquire(bucket, cost=cost, backfill=self.backfill)
+        while not grant.granted and self.wait_for_budget and grant.wait_seconds < 60:
+            time.sleep(grant.wait_seconds)
+            grant = self.limiter.acquire(bucket, cost=cost, backfill=self.backfill)
+        if not grant.granted:
+            raise RateLimitedError(f"{API}: fleet budget '{bucket}' exhausted",
+                                   ErrorDetail(status=0, category="LOCAL_BUDGET"), grant.wait_seconds)
 
     # -- transport -----------------------------------------------------------------------------
     def request(self, method: str, path: str, json: Any = None, bucket: Bucket = Bucket.BURST,
                 params: dict[str, str] | None = None) -> requests.Response:
-        grant = self.limiter.acquire(bucket, backfill=self.backfill)
-        while not grant.granted and self.wait_for_budget and grant.wait_seconds < 60:
-            time.sleep(grant.wait_seconds)
-            grant = self.limiter.acquire(bucket, backfill=self.backfill)
-        if not grant.granted:
-            raise RateLimitedError(f"{API}: fleet budget '{bucket}' exhausted",
-                                   ErrorDetail(status=0, category="LOCAL_BUDGET"), grant.wait_seconds)
+        if self._prepaid.get(bucket, 0) > 0:
+            self._prepaid[bucket] -= 1
+        else:
+            self._take(bucket)
         try:
             response = self.session.request(method, self.base + path, json=json, params=params,
                                             timeout=self.settings.http_timeout)

@@ -7,6 +7,7 @@ external-id properties. The Search API never decides whether a record exists: it
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
@@ -23,6 +24,8 @@ READ_PROPERTIES = ["email", CT_ID_PROPERTY, MEMBERS_PROPERTY]
 class Reader(Protocol):
     def batch_read(self, obj: str, ids: list[str], properties: list[str],
                    id_property: str | None = None) -> BatchResult: ...
+
+    def prepaid(self, calls: int) -> AbstractContextManager[None]: ...
 
 
 @dataclass
@@ -56,6 +59,20 @@ def match_customers(records: list[dict[str, Any]], state: SyncState, hubspot: Re
         if email and email in by_email:
             m.hs_id, m.via = by_email[email], "email-index"
 
+    if not open_():
+        return matches
+    # Budget for every read this chunk may need, taken at once: a refusal half-way would repeat reads.
+    reads = 2 + sum(1 for f in (external_ids or {}) if any(m.record.get(f) for m in open_()))
+    with hubspot.prepaid(reads):
+        _read_hubspot(matches, emails, state, hubspot, external_ids or {})
+    return matches
+
+
+def _read_hubspot(matches: list[Match], emails: dict[str, str | None], state: SyncState, hubspot: Reader,
+                  external_ids: dict[str, str]) -> None:
+    def open_() -> list[Match]:
+        return [m for m in matches if m.hs_id is None]
+
     found: dict[str, str] = {}  # ct id -> hs id, learnt from HubSpot
     found_emails: dict[str, str] = {}
     pending = open_()
@@ -84,7 +101,7 @@ def match_customers(records: list[dict[str, Any]], state: SyncState, hubspot: Re
                 found[m.record["id"]] = m.hs_id
                 found_emails[emails[m.record["id"]] or ""] = m.hs_id
 
-    for ct_field, hs_property in (external_ids or {}).items():
+    for ct_field, hs_property in external_ids.items():
         pending = [m for m in open_() if m.record.get(ct_field)]
         if not pending:
             continue
@@ -102,7 +119,6 @@ def match_customers(records: list[dict[str, Any]], state: SyncState, hubspot: Re
     # Existing HubSpot records are facts: remember them now, so the next chunk needs no read.
     state.save_ids(CONTACTS, found)
     state.save_emails(found_emails)
-    return matches
 
 
 def _members(hit: dict[str, Any]) -> list[str]:

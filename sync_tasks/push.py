@@ -174,7 +174,12 @@ class PushResult:
 def push_plan(plan: dict[str, Any], hubspot: HubSpotClient, state: SyncState, run_id: str | None,
               task: str) -> PushResult:
     pusher = ContactPusher(hubspot, state, run_id, task)
-    left = pusher.push(plan)
+    batches = sum(-(-len(plan.get(k) or []) // BATCH_LIMIT) for k in ("creates", "updates"))
+    try:
+        with hubspot.prepaid(batches):
+            left = pusher.push(plan)
+    except RetryableError as exc:  # refused before the first call: nothing was written
+        return PushResult(dict(plan), exc, [])
     if not (left["creates"] or left["updates"] or left["links"]):
         return PushResult(resync=pusher.resync)
     return PushResult(left, pusher.retry_error or RetryableError("hubspot: work left after push"), pusher.resync)

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from sync_tasks.hubspot_client import BatchResult
@@ -12,6 +14,12 @@ class FakeContacts:
     def __init__(self, contacts: list[dict[str, Any]] | None = None) -> None:
         self.contacts = {str(c["id"]): c for c in contacts or []}
         self.reads: list[tuple[str | None, list[str]]] = []
+        self.prepaid_calls: list[int] = []
+
+    @contextmanager
+    def prepaid(self, calls: int) -> Iterator[None]:
+        self.prepaid_calls.append(calls)
+        yield
 
     def batch_read(self, obj: str, ids: list[str], properties: list[str],
                    id_property: str | None = None) -> BatchResult:
