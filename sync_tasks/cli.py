@@ -71,6 +71,22 @@ def follow_run(run_id: str, timeout: float) -> dict[str, Any]:
         return wait_for_run(state, run_id, timeout, show)
 
 
+def _since(value: str | None) -> str | None:
+    """A date or datetime from the command line → commercetools' UTC millisecond form."""
+    if value is None:
+        return None
+    import datetime as dt
+
+    from sync_tasks.extract import format_ts
+
+    try:
+        parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        console.print(f"[red]--since: {value!r} is not a date (use YYYY-MM-DD or an ISO datetime)[/red]")
+        raise typer.Exit(2) from None
+    return format_ts(parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC))
+
+
 @app.command()
 def backfill(
     entity: Annotated[Entity, typer.Argument(help="what to backfill")] = Entity.CUSTOMERS,
@@ -86,6 +102,7 @@ def backfill(
     from sync_tasks.state import SyncState
 
     _settings_or_exit()
+    since = _since(since)
     state = SyncState(get_redis())
     if resume and not get_redis().exists(Keys.run(resume)):
         console.print(f"[red]no run {resume!r} to resume[/red]")

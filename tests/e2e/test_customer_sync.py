@@ -184,3 +184,39 @@ def test_records_changed_while_paging_are_not_skipped(shop: LocalFleet) -> None:
     assert result.watermark_after == newest == r.get(Keys.watermark("customers"))
     assert wm_before is not None and newest > wm_before
     _verify(shop)
+
+
+def test_customers_with_a_company_are_associated_to_it(shop: LocalFleet) -> None:
+    _backfill()
+    assert shop.hubspot
+    companies = {str(c["id"]): c for c in sandbox_records(shop.hubspot.url, "companies")}
+    links = requests.get(f"{shop.hubspot.url}/_sandbox/associations/contacts/companies", timeout=30).json()
+    contact_to_company: dict[str, str] = {}
+    for pair in links["results"]:
+        assert str(pair["fromId"]) not in contact_to_company, "a contact is linked to one company"
+        contact_to_company[str(pair["fromId"])] = str(pair["toId"])
+    ids = _state().lookup_ids("contacts", [c["id"] for c in all_customers(_ct())])
+    with_company = [c for c in all_customers(_ct()) if (c.get("companyName") or "").strip()]
+    assert with_company, "the seeded shop has B2B customers"
+    checked = 0
+    for customer in with_company:
+        contact = ids[customer["id"]]
+        company = companies[contact_to_company[contact]]
+        owner_names = {(x.get("companyName") or "").strip() for x in all_customers(_ct())
+                       if x["email"] and normalize_email(x["email"]) == normalize_email(customer["email"])}
+        assert company["properties"]["name"] in owner_names
+        checked += 1
+    assert checked == len(with_company)
+    # one company per name, never duplicated
+    names = [c["properties"]["ct_company_key"] for c in companies.values()]
+    assert len(names) == len(set(names))
+
+
+def test_setup_twice_changes_nothing(shop: LocalFleet) -> None:
+    from sync_tasks.hubspot_client import HubSpotClient
+    from sync_tasks.limiter import RateLimiter
+    from sync_tasks.schema import setup_schema
+
+    settings = get_settings()
+    report = setup_schema(HubSpotClient(settings, RateLimiter(get_redis(), settings), wait_for_budget=True))
+    assert report.created == [] and report.created_groups == [] and len(report.existing) >= 9
