@@ -71,12 +71,14 @@ def _hammer(seconds: float, out: multiprocessing.Queue) -> None:  # type: ignore
 
 
 def test_processes_share_one_budget(redis_client: redis.Redis) -> None:
-    out: multiprocessing.Queue = multiprocessing.Queue()  # type: ignore[type-arg]
-    procs = [multiprocessing.Process(target=_hammer, args=(3.0, out)) for _ in range(3)]
+    # spawn, not fork: a forked child would inherit the broker connections other tests opened.
+    ctx = multiprocessing.get_context("spawn")
+    out = ctx.Queue()
+    procs = [ctx.Process(target=_hammer, args=(3.0, out)) for _ in range(3)]
     for p in procs:
         p.start()
+    total = sum(out.get(timeout=60) for _ in procs)
     for p in procs:
-        p.join()
-    total = sum(out.get() for _ in procs)
+        p.join(timeout=30)
     # 50/10 s at 0.9 headroom: capacity 2, refill 4.3/s → ≤ 2 + 13 in 3 s, for all three together
     assert 8 <= total <= 16
