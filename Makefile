@@ -26,5 +26,10 @@ typecheck: $(STAMP)
 test: $(STAMP) lint typecheck
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
+# The chaos run on its own: faults, killed workers, a Redis restart; prints the JSON report (also in
+# test-artifacts/chaos-report.json) and fails when a check fails. It starts its own Redis.
+chaos: $(STAMP)
+	$(PY) -m tests.chaos.run --out test-artifacts/chaos-report.json
+
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

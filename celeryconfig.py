@@ -4,22 +4,36 @@ Broker and schedule live in Redis (see `sync_tasks.redis_conn` for which Redis).
 and rejected on worker loss, so a killed worker's task is redelivered: every task is idempotent.
 """
 
+from celery.schedules import crontab
 from kombu import Exchange
 from kombu import Queue as KombuQueue
 
-from sync_tasks.constants import BEAT_EXTRACT_ENTRY, Entity, Queue, TaskName
+from sync_tasks.constants import (
+    BEAT_EXTRACT_ENTRY,
+    BEAT_LIFECYCLE_CHURN_ENTRY,
+    BEAT_WRITEBACK_ENTRY,
+    Entity,
+    Queue,
+    TaskName,
+)
 from sync_tasks.redis_conn import redis_url
 from sync_tasks.settings import get_settings
 
 _settings = get_settings()
 _url = redis_url()
 
-# A task countdown must stay below this, or Redis redelivers the message while it waits.
-VISIBILITY_TIMEOUT = 3600
-MAX_COUNTDOWN = 1800
+# A task countdown must stay below this, or Redis redelivers the message while it waits; a killed
+# worker's unacked tasks come back after it. Countdowns are capped at half of it.
+VISIBILITY_TIMEOUT = _settings.broker_visibility_timeout
+MAX_COUNTDOWN = VISIBILITY_TIMEOUT // 2
 
 broker_url = _url
-broker_transport_options = {"visibility_timeout": VISIBILITY_TIMEOUT}
+# unacked_restore_throttle 1: every worker sweeps for a dead worker's messages every 10 s (kombu's
+# default scans only every 10th sweep).
+broker_transport_options = {"visibility_timeout": VISIBILITY_TIMEOUT, "unacked_restore_throttle": 1}
+visibility_timeout = VISIBILITY_TIMEOUT
+# A retry or the next task of a chain is a publish: ride out a Redis restart of a few seconds.
+task_publish_retry_policy = {"max_retries": 30, "interval_start": 0.2, "interval_step": 0.5, "interval_max": 2.0}
 broker_connection_retry_on_startup = True
 result_backend = None  # chains pass results in the message; nothing reads task results
 task_ignore_result = True
@@ -49,6 +63,7 @@ task_routes = {
     TaskName.MAP.value: {"queue": Queue.SYNC.value},
     TaskName.RESYNC.value: {"queue": Queue.SYNC.value},
     TaskName.PUSH.value: {"queue": Queue.PUSH.value},
+    TaskName.WRITEBACK_POLL.value: {"queue": Queue.EXTRACT.value},
 }
 
 beat_scheduler = "redbeat.RedBeatScheduler"
@@ -65,4 +80,17 @@ beat_schedule = {
         "options": {"queue": Queue.EXTRACT.value, "expires": float(_settings.sync_interval)},
     }
     for entity in Entity
+}
+# Lifecycle: one churn pass a day (it writes to HubSpot: the live push queue).
+beat_schedule[BEAT_LIFECYCLE_CHURN_ENTRY] = {
+    "task": TaskName.LIFECYCLE_CHURN.value,
+    "schedule": crontab(minute=0, hour=_settings.lifecycle_churn_hour),
+    "options": {"queue": Queue.PUSH.value, "expires": 12 * 3600.0},
+}
+# HubSpot-owned properties edited in HubSpot → commercetools (docs/ownership.md); a no-op when the
+# mapping has no `write_back` property.
+beat_schedule[BEAT_WRITEBACK_ENTRY] = {
+    "task": TaskName.WRITEBACK_POLL.value,
+    "schedule": float(_settings.writeback_interval),
+    "options": {"queue": Queue.EXTRACT.value, "expires": float(_settings.writeback_interval)},
 }

@@ -40,7 +40,7 @@ def write(call: Call, inputs: list[Input], result_trace: Callable[[dict[str, Any
           outcome: Outcome | None = None) -> Outcome:
     """Send `inputs` through `call`; sort every input into results, conflicts, failed or retry.
 
-    `result_trace` maps a result back to its input's trace id (HubSpot results carry no trace id).
+    `result_trace` maps a result back to its input's trace id when the result carries none.
     """
     out = outcome or Outcome()
     if not inputs:
@@ -69,7 +69,9 @@ def write(call: Call, inputs: list[Input], result_trace: Callable[[dict[str, Any
 
     seen: set[str] = set()
     for result in res.results:
-        trace = result_trace(result)
+        # The echoed trace id when HubSpot sends one; else the caller's mapping (an upsert that
+        # updated an existing record echoes only the properties it was sent).
+        trace = result.get("objectWriteTraceId") or result_trace(result)
         if trace is not None and trace in traces:
             out.results[trace] = result
             seen.add(trace)

@@ -11,6 +11,11 @@ the same contact at once compute the same values, and the contact never shows a 
 
 Delta mode drops records whose fingerprint equals the last pushed one and sends only the
 properties that changed since the sync last wrote them; backfill mode (`force`) sends everything.
+
+The properties come from the mapping file (`mapping.map_customer`). `Filters` limit what syncs: store
+keys, distribution channels, and "no email, no contact" (on by default; off, a customer without an
+e-mail becomes a contact keyed by `ct_customer_id` alone). Consent entries are planned for people
+whose opt-in decision changed since the sync last applied it (see consent.py).
 """
 
 from __future__ import annotations
@@ -20,9 +25,19 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sync_tasks.mapping import changed, fingerprint, map_company, map_customer, normalize_email
+from sync_tasks import conflicts, consent, ownership
+from sync_tasks.mapping import (
+    fingerprint,
+    load_mapping,
+    map_company,
+    map_customer,
+    normalize_email,
+    store_context,
+)
+from sync_tasks.mapping_file import MappingFile
 from sync_tasks.match import CONTACTS, CT_ID_PROPERTY, MEMBERS_PROPERTY, Match
 from sync_tasks.state import SyncState
+from sync_tasks.writeback import own_versions
 
 ENTITY = "customers"
 
@@ -39,10 +54,45 @@ class Plan:
     skipped: int = 0
     no_email: list[str] = field(default_factory=list)
     rejected: list[dict[str, Any]] = field(default_factory=list)
+    filtered: list[str] = field(default_factory=list)  # outside the store / channel filters
+    consent: list[dict[str, Any]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {"creates": self.creates, "updates": self.updates, "companies": self.companies,
-                "skipped": self.skipped, "no_email": self.no_email, "rejected": self.rejected}
+                "skipped": self.skipped, "no_email": self.no_email, "rejected": self.rejected,
+                "filtered": self.filtered, "consent": self.consent}
+
+
+@dataclass(frozen=True)
+class Filters:
+    """What syncs: `SYNC_STORES`, `SYNC_CHANNELS` (empty: all) and `REQUIRE_EMAIL`."""
+
+    stores: tuple[str, ...] = ()
+    channels: tuple[str, ...] = ()
+    require_email: bool = True
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> Filters:
+        return cls(tuple(settings.sync_stores), tuple(settings.sync_channels), bool(settings.require_email))
+
+    def passes(self, record: dict[str, Any], mapping: MappingFile) -> bool:
+        if self.stores:
+            keys = {s.get("key") for s in record.get("stores") or [] if isinstance(s, dict)}
+            if isinstance(record.get("store"), dict):
+                keys.add(record["store"].get("key"))
+            if not keys & set(self.stores):
+                return False
+        if self.channels:
+            return store_context(record, "channel", mapping.context) in self.channels
+        return True
+
+
+def group_key(record: dict[str, Any], filters: Filters) -> str | None:
+    """The e-mail a customer's contact is keyed by; without one, `ct:<id>` when e-mail is optional."""
+    email = normalize_email(record.get("email"))
+    if email is None and not filters.require_email:
+        return f"ct:{record['id']}"
+    return email
 
 
 def pick_owner(rule: str, candidates: list[dict[str, Any]]) -> dict[str, Any]:
@@ -53,7 +103,8 @@ def pick_owner(rule: str, candidates: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def _complete_groups(groups: dict[str, list[Match]], known: dict[str, set[str]],
-                     fetch: FetchCustomers | None) -> dict[str, list[dict[str, Any]]]:
+                     fetch: FetchCustomers | None, keep: Callable[[dict[str, Any]], bool] = lambda r: True
+                     ) -> dict[str, list[dict[str, Any]]]:
     """Each e-mail's full set of accounts: the chunk's records plus the others, read fresh."""
     records = {email: [m.record for m in group] for email, group in groups.items()}
     missing = {i for email, group in groups.items()
@@ -62,17 +113,27 @@ def _complete_groups(groups: dict[str, list[Match]], known: dict[str, set[str]],
         return records
     for other in fetch(sorted(missing)):
         email = normalize_email(other.get("email"))
-        if email in records and other["id"] in known.get(email, set()):
+        if email in records and other["id"] in known.get(email, set()) and keep(other):
             records[email].append(other)  # accounts whose e-mail moved away have left the group
     return records
 
 
 def plan_contacts(matches: list[Match], state: SyncState, rule: str, force: bool = False,
-                  fetch: FetchCustomers | None = None) -> Plan:
+                  fetch: FetchCustomers | None = None, mapping: MappingFile | None = None,
+                  filters: Filters | None = None, reader: conflicts.Poster | None = None,
+                  conflict_reads: str = "shared", task: str = "") -> Plan:
+    """`reader` (HubSpot) lets the ownership policies see HubSpot's current values: one batch read for
+    the chunk's updates when the mapping has shared properties (docs/ownership.md); without it
+    (`ctsync plan`), no HubSpot edit is detected or recorded."""
+    mapping = mapping or load_mapping()
+    filters = filters or Filters()
     plan = Plan()
     groups: dict[str, list[Match]] = defaultdict(list)
     for m in matches:
-        email = normalize_email(m.record.get("email"))
+        if not filters.passes(m.record, mapping):
+            plan.filtered.append(m.record["id"])
+            continue
+        email = group_key(m.record, filters)
         if email is None:
             plan.no_email.append(m.record["id"])  # "no email, no contact"
             continue
@@ -81,19 +142,34 @@ def plan_contacts(matches: list[Match], state: SyncState, rule: str, force: bool
     emails = sorted(groups)
     stored_members = state.members(emails)
     known = {e: stored_members.get(e, set()) | {i for m in groups[e] for i in m.hs_members or []} for e in emails}
-    full = _complete_groups(groups, known, fetch)
+    full = _complete_groups(groups, known, fetch, lambda r: filters.passes(r, mapping))
     ids = [r["id"] for rs in full.values() for r in rs]
     fps = state.fingerprints(ENTITY, ids)
-    mapped = {r["id"]: map_customer(r) for rs in full.values() for r in rs}
+    mapped = {r["id"]: map_customer(r, mapping) for rs in full.values() for r in rs}
     new_fps = {i: fingerprint(mp.properties) for i, mp in mapped.items()}
     hs_ids = sorted({m.hs_id for group in groups.values() for m in group if m.hs_id})
     written = state.written(CONTACTS, hs_ids)
+    # Customers at exactly the version our write-back produced: their change is our own (no echo).
+    own = own_versions(state.r, ids)
+    echo = {r["id"] for rs in full.values() for r in rs if own.get(r["id"]) == str(r.get("version"))}
+
+    def unchanged_group(email: str) -> bool:
+        members = {r["id"] for r in full[email]}
+        return all(fps.get(i) == new_fps[i] or i in echo for i in members) and members == stored_members.get(email)
+
+    # HubSpot's current values, for the contacts this chunk will update (one batch read at most).
+    to_update = sorted({h for e, g in groups.items() if force or not unchanged_group(e)
+                        for h in [next((m.hs_id for m in g if m.hs_id), None)] if h})
+    view = conflicts.hubspot_view(reader, mapping.contact, to_update, conflict_reads == "always")
 
     for email, group in groups.items():
         members = sorted({r["id"] for r in full[email]})
         hs_id = next((m.hs_id for m in group if m.hs_id), None)
-        unchanged = all(fps.get(i) == new_fps[i] for i in members) and set(members) == stored_members.get(email)
-        if unchanged and hs_id and not force:
+        person = consent.intent(email, full[email], mapping.consent) if "@" in email else None
+        if person is not None:
+            plan.consent.append(person)
+        if unchanged_group(email) and hs_id and not force:
+            state.save_fingerprints(ENTITY, {i: new_fps[i] for i in members if i in echo})
             plan.skipped += len(group)
             continue
         owner = pick_owner(rule, full[email])
@@ -102,16 +178,18 @@ def plan_contacts(matches: list[Match], state: SyncState, rule: str, force: bool
         for record in full[email]:
             for prop, reason in mapped[record["id"]].rejected.items():
                 plan.rejected.append({"record_id": record["id"], "property": prop, "reason": reason})
-        company = map_company(owner)
-        if company:
-            plan.companies[company["ct_company_key"]] = company
+        company = map_company(owner, mapping)
+        company_id = company[mapping.company.id_property] if company else None
+        if company and company_id:
+            plan.companies[company_id] = company
         entry: dict[str, Any] = {
             "email": email, "members": members, "record_ids": [m.record["id"] for m in group],
             "fingerprints": {i: new_fps[i] for i in members},
-            "company": company["ct_company_key"] if company else None,
+            "company": company_id,
         }
         if hs_id is None:
-            props["email"] = email
+            if "@" in email:
+                props["email"] = email
             entry.update(key=owner["id"], properties=props)
             plan.creates.append(entry)
             continue
@@ -119,7 +197,10 @@ def plan_contacts(matches: list[Match], state: SyncState, rule: str, force: bool
         if not has_key and any(m.via in ("email", "email-index") for m in group):
             # A contact made outside the sync (a form, say): give it our unique key.
             props[CT_ID_PROPERTY] = owner["id"]
-        to_send = props if force else changed(props, written.get(hs_id, {}))
+        settled = ownership.settle(mapping.contact, props, written.get(hs_id, {}),
+                                   view.get(hs_id) if view is not None else None, owner.get("lastModifiedAt"), force)
+        conflicts.record_all(state.r, hs_id, entry["record_ids"], settled.conflicts, task)
+        to_send = settled.send
         if not to_send:
             state.save_fingerprints(ENTITY, entry["fingerprints"])
             state.set_members({email: members})
@@ -127,4 +208,5 @@ def plan_contacts(matches: list[Match], state: SyncState, rule: str, force: bool
             continue
         entry.update(hs_id=hs_id, properties=to_send)
         plan.updates.append(entry)
+    plan.consent = consent.pending(state.r, plan.consent)
     return plan

@@ -9,12 +9,19 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
+from sync_tasks.cli_conflicts import app as conflicts_app
+from sync_tasks.cli_dlq import app as dlq_app
+from sync_tasks.cli_lifecycle import app as lifecycle_app
+from sync_tasks.cli_rejected import app as rejected_app
 from sync_tasks.constants import Entity, Keys
 from sync_tasks.settings import ConfigError, get_settings
 
 app = typer.Typer(help="commercetools → HubSpot sync", no_args_is_help=True)
+app.add_typer(dlq_app, name="dlq")
+app.add_typer(conflicts_app, name="conflicts")
+app.add_typer(rejected_app, name="rejected")
+app.add_typer(lifecycle_app, name="lifecycle")
 console = Console()
 
 
@@ -38,11 +45,13 @@ def _clients() -> tuple[Any, Any]:
 @app.command()
 def setup() -> None:
     """Create the HubSpot property group and properties the sync writes (idempotent)."""
-    from sync_tasks.schema import SchemaConflict, setup_schema
+    from sync_tasks.commerce_schema import setup_all
+    from sync_tasks.redis_conn import get_redis
+    from sync_tasks.schema import SchemaConflict
 
-    _, hubspot = _clients()
+    settings, hubspot = _clients()
     try:
-        report = setup_schema(hubspot)
+        report = setup_all(hubspot, settings, get_redis())
     except SchemaConflict as exc:
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(1) from None
@@ -95,6 +104,7 @@ def backfill(
     resume: Annotated[str | None, typer.Option(help="resume this run id after an interruption")] = None,
     wait: Annotated[bool, typer.Option(help="follow progress until done")] = True,
     timeout: Annotated[float, typer.Option(help="seconds to wait")] = 3600.0,
+    confirm: Annotated[bool, typer.Option("--confirm", help="show the plan's totals and ask first")] = False,
 ) -> None:
     """A full sync through the same tasks; ignores watermark and fingerprints; resumable."""
     from sync_tasks.redis_conn import get_redis
@@ -107,6 +117,12 @@ def backfill(
     if resume and not get_redis().exists(Keys.run(resume)):
         console.print(f"[red]no run {resume!r} to resume[/red]")
         raise typer.Exit(2)
+    if confirm and entity is Entity.CUSTOMERS:
+        from sync_tasks.cli_mapping import confirm_backfill
+
+        if not confirm_backfill(store):
+            console.print("backfill not started")
+            raise typer.Exit(1)
     run_id = resume or state.start_run(entity.value, "backfill", since=since, store=store)
     send_backfill(entity.value, since, store, run_id)
     console.print(f"backfill run: {run_id}")
@@ -117,36 +133,42 @@ def backfill(
 
 
 @app.command()
-def status(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
-    """Watermarks, lag, the last runs, DLQ size and the rate budget."""
-    import time
-
-    from sync_tasks.extract import parse_ts
-    from sync_tasks.limiter import RateLimiter
+def status(as_json: Annotated[bool, typer.Option("--json", help="one JSON object instead of tables")] = False,
+           timeout: Annotated[float, typer.Option(help="seconds to wait for workers to answer")] = 1.0) -> None:
+    """Queues, workers alive, watermarks and lag, the last runs, DLQ and rejected counts, the budget."""
+    from sync_tasks import status as st
     from sync_tasks.redis_conn import get_redis
-    from sync_tasks.state import SyncState
+    from workers import app as celery_app
+
+    report = st.gather(get_redis(), _settings_or_exit(), celery_app, timeout)
+    if as_json:
+        sys.stdout.write(st.as_json(report) + "\n")
+    else:
+        st.render(report, console)
+
+
+@app.command()
+def flower() -> None:
+    """Start Flower behind basic auth (FLOWER_BASIC_AUTH); refuses to serve an open dashboard."""
+    from sync_tasks.flower import exec_flower
+
+    try:
+        exec_flower(_settings_or_exit())
+    except ConfigError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+
+
+@app.command()
+def metrics() -> None:
+    """Serve the fleet's Prometheus metrics on METRICS_ADDRESS:METRICS_PORT (/metrics)."""
+    from sync_tasks import logs
+    from sync_tasks.metrics import serve
+    from sync_tasks.redis_conn import get_redis
 
     settings = _settings_or_exit()
-    r = get_redis()
-    state = SyncState(r)
-    out: dict[str, Any] = {"entities": {}, "dlq": state.dlq_size(),
-                           "budget": RateLimiter(r, settings).usage()}
-    for entity in Entity:
-        wm = r.get(Keys.watermark(entity.value))
-        runs = state.recent_runs(entity.value, 1)
-        out["entities"][entity.value] = {
-            "watermark": wm,
-            "lag_s": round(time.time() - parse_ts(str(wm)).timestamp(), 1) if wm else None,
-            "last_run": state.run(runs[0]) if runs else None,
-        }
-    if as_json:
-        sys.stdout.write(json.dumps(out, default=str) + "\n")
-        return
-    table = Table("entity", "watermark", "lag (s)", "last run")
-    for name, info in out["entities"].items():
-        table.add_row(name, str(info["watermark"]), str(info["lag_s"]), json.dumps(info["last_run"], default=str))
-    console.print(table)
-    console.print(f"DLQ entries: {out['dlq']}  budget: {out['budget']}")
+    logs.configure(json_lines=settings.log_json, pii=settings.log_pii)
+    serve(get_redis(), settings)
 
 
 @app.command()
@@ -160,6 +182,11 @@ def demo(
 
     raise typer.Exit(run_demo(size=size, changes=changes, interval=interval, console=console))
 
+
+from sync_tasks.cli_mapping import mapping_app, plan  # noqa: E402 - the sub-commands, registered last
+
+app.add_typer(mapping_app, name="mapping")
+app.command("plan")(plan)
 
 if __name__ == "__main__":  # pragma: no cover
     app()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import requests
@@ -110,14 +111,22 @@ class CommercetoolsClient:
         return dict(self.request("GET", f"/{resource}/{resource_id}"))
 
     def update(self, resource: str, resource_id: str, version: int, actions: list[dict[str, Any]],
-               max_conflicts: int = 3) -> dict[str, Any]:
+               max_conflicts: int = 3,
+               rebuild: Callable[[dict[str, Any]], list[dict[str, Any]]] | None = None) -> dict[str, Any]:
         """Apply update actions with a version check; on 409 ConcurrentModification re-read the
-        current version and try again (the actions must be safe to re-apply)."""
+        current version and try again. The actions must be safe to re-apply, or `rebuild` makes them
+        afresh from the re-read resource (no actions left: the resource already holds the change)."""
         for _ in range(max_conflicts + 1):
             try:
                 return dict(self.request("POST", f"/{resource}/{resource_id}",
                                          json={"version": version, "actions": actions}))
             except ConflictError as exc:
+                if rebuild is not None:
+                    current = self.get(resource, resource_id)
+                    actions, version = rebuild(current), int(current["version"])
+                    if not actions:
+                        return current
+                    continue
                 version = exc.current_version or int(self.get(resource, resource_id)["version"])
             except CheckThenRetryError:
                 current = self.get(resource, resource_id)

@@ -21,10 +21,22 @@ class TaskName(StrEnum):
     MAP = "ctsync.map"
     PUSH = "ctsync.push"
     RESYNC = "ctsync.resync"
+    ORDER_MATCH = "ctsync.orders.match"
+    ORDER_MAP = "ctsync.orders.map"
+    ORDER_PUSH = "ctsync.orders.push"
+    CART_MAP = "ctsync.carts.map"
+    CART_PUSH = "ctsync.carts.push"
+    EVENTS_APPLY = "ctsync.events.apply"
+    ORDER_RESYNC = "ctsync.orders.resync"
+    LIFECYCLE_CHURN = "ctsync.lifecycle.churn"
+    WRITEBACK_POLL = "ctsync.writeback.poll"
 
 
 class Entity(StrEnum):
     CUSTOMERS = "customers"
+    ORDERS = "orders"
+    CARTS = "carts"
+    MESSAGES = "messages"
 
 
 class Lane(StrEnum):
@@ -36,6 +48,8 @@ PUSH_QUEUE_BY_LANE = {Lane.LIVE: Queue.PUSH, Lane.BACKFILL: Queue.PUSH_BACKFILL}
 
 # Beat entry names equal the task they run, suffixed by entity.
 BEAT_EXTRACT_ENTRY = "extract-{entity}"
+BEAT_LIFECYCLE_CHURN_ENTRY = "lifecycle-churn"
+BEAT_WRITEBACK_ENTRY = "writeback-poll"
 
 PREFIX = "ctsync"
 
@@ -104,6 +118,135 @@ class Keys:
     def dlq() -> str:
         """STREAM of writes that failed permanently or exhausted their retries."""
         return f"{PREFIX}:dlq"
+
+    @staticmethod
+    def dlq_replaying(entry_id: str) -> str:
+        """Claim on one DLQ entry while it is replayed: two replays of it never both run."""
+        return f"{PREFIX}:dlq:replaying:{entry_id}"
+
+    @staticmethod
+    def failures(task_id: str) -> str:
+        """HASH first_failure, last_failure, last_error of one task's error retries (task ids survive
+        retries), so its DLQ entry can say when the trouble began."""
+        return f"{PREFIX}:failures:{task_id}"
+
+    @staticmethod
+    def order_pipeline() -> str:
+        """JSON {pipeline_id, stages{label: id}} written by setup."""
+        return f"{PREFIX}:orders:pipeline"
+
+    @staticmethod
+    def ledger(person: str) -> str:
+        """HASH order id -> JSON {createdAt, state, total, currency, refunded} for one person."""
+        return f"{PREFIX}:ledger:{person}"
+
+    @staticmethod
+    def lifecycle(person: str) -> str:
+        """HASH lifecycle event key -> JSON claim (the event exists once its key is here) for one person."""
+        return f"{PREFIX}:lifecycle:{person}"
+
+    @staticmethod
+    def lifecycle_orders(person: str) -> str:
+        """HASH order id -> JSON {sub: subscription key, seen: first seen epoch} for one person."""
+        return f"{PREFIX}:lifecycle-orders:{person}"
+
+    @staticmethod
+    def lifecycle_last_order() -> str:
+        """ZSET person -> epoch of their last counted order: the churn pass's index."""
+        return f"{PREFIX}:lifecycle:index:last-order"
+
+    @staticmethod
+    def lifecycle_pending() -> str:
+        """SET of people with claimed lifecycle events not yet written to HubSpot."""
+        return f"{PREFIX}:lifecycle:index:pending"
+
+    @staticmethod
+    def lifecycle_fired() -> str:
+        """HASH 'kind|live' / 'kind|historical' -> events claimed (fired)."""
+        return f"{PREFIX}:lifecycle:index:fired"
+
+    @staticmethod
+    def lifecycle_event_name(kind: str) -> str:
+        """The fully qualified custom event name of one lifecycle event, once defined."""
+        return f"{PREFIX}:lifecycle:index:event-name:{kind}"
+
+    @staticmethod
+    def index(name: str) -> str:
+        """HASH lookups between commercetools ids: cart-order, payment-order, customer-company, order-person."""
+        return f"{PREFIX}:index:{name}"
+
+    @staticmethod
+    def synced_version(entity: str) -> str:
+        """HASH commercetools id -> the resource version the state sync last wrote."""
+        return f"{PREFIX}:{entity}:synced-version"
+
+    @staticmethod
+    def event_sequence() -> str:
+        """HASH resource id -> last applied message sequenceNumber."""
+        return f"{PREFIX}:events:sequence"
+
+    @staticmethod
+    def custom_event_name() -> str:
+        """The fully qualified name of our custom event definition, once created."""
+        return f"{PREFIX}:events:custom-event-name"
+
+    @staticmethod
+    def messages_disabled() -> str:
+        return f"{PREFIX}:messages:disabled"
+
+    @staticmethod
+    def abandon_watermark() -> str:
+        return f"{PREFIX}:carts:abandon-watermark"
+
+    @staticmethod
+    def rejected() -> str:
+        """STREAM of writes HubSpot or commercetools rejected (payload, error, ids, task, time); trimmed
+        by age (`REJECTED_RETENTION_DAYS`); may be absent."""
+        return f"{PREFIX}:rejected"
+
+    @staticmethod
+    def conflicts() -> str:
+        """STREAM of HubSpot edits the sync overwrote or kept, with both values and the rule applied."""
+        return f"{PREFIX}:conflicts"
+
+    @staticmethod
+    def conflict_seen() -> str:
+        """HASH 'hs id|property' -> digest of the last conflict recorded for it (no repeats per sync)."""
+        return f"{PREFIX}:conflicts:seen"
+
+    @staticmethod
+    def writeback_watermark() -> str:
+        """lastmodifieddate (ms) up to which HubSpot contacts were checked for write-back."""
+        return f"{PREFIX}:writeback:watermark"
+
+    @staticmethod
+    def writeback_lock() -> str:
+        return f"{PREFIX}:writeback:lock"
+
+    @staticmethod
+    def writeback_versions() -> str:
+        """HASH commercetools customer id -> the version our last write-back produced (echo guard)."""
+        return f"{PREFIX}:writeback:versions"
+
+    @staticmethod
+    def metrics() -> str:
+        """HASH of fleet-wide counters ('kind|label|label' -> n) that the exporter publishes."""
+        return f"{PREFIX}:metrics"
+
+    @staticmethod
+    def hubspot_limits() -> str:
+        """HASH of the last rate-limit headers HubSpot sent (max, remaining, daily, at)."""
+        return f"{PREFIX}:metrics:hubspot-limits"
+
+    @staticmethod
+    def consent() -> str:
+        """HASH e-mail hash -> fingerprint of the consent decision last applied to HubSpot."""
+        return f"{PREFIX}:consent:applied"
+
+    @staticmethod
+    def schema_ok(mapping_digest: str) -> str:
+        """Set once HubSpot was seen to hold every property this mapping needs (short TTL)."""
+        return f"{PREFIX}:schema:ok:{mapping_digest}"
 
     @staticmethod
     def rate_bucket(app_key: str, bucket: str) -> str:

@@ -48,19 +48,20 @@ def run_demo(size: int, changes: int, interval: int, console: Console) -> int:
 
 def _run(fleet: Any, changes: int, interval: int, console: Console, started: float) -> int:
     from sync_tasks.cli import follow_run
+    from sync_tasks.commerce_schema import setup_all
     from sync_tasks.commercetools_client import CommercetoolsClient
     from sync_tasks.hubspot_client import HubSpotClient
     from sync_tasks.limiter import RateLimiter
     from sync_tasks.redis_conn import get_redis
     from sync_tasks.runs import latest_run_after, send_backfill, wait_for_run
-    from sync_tasks.schema import setup_schema
     from sync_tasks.settings import get_settings
     from sync_tasks.state import SyncState
     from sync_tasks.verify import verify_contacts
 
     settings = get_settings()
     state = SyncState(get_redis())
-    report = setup_schema(HubSpotClient(settings, RateLimiter(get_redis(), settings), wait_for_budget=True))
+    hubspot = HubSpotClient(settings, RateLimiter(get_redis(), settings), wait_for_budget=True)
+    report = setup_all(hubspot, settings, get_redis())
     console.print(f"setup: created {len(report.created)} properties")
 
     console.print("starting a worker and beat…")

@@ -5,6 +5,7 @@ status codes to decide whether to retry.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import random
 import re
@@ -55,6 +56,9 @@ def action_for(table: dict[int, Action], status: int) -> Action:
 # Minimum waits, from HubSpot's error-handling guide: locks last about 2 s.
 MIN_WAIT_SECONDS = {423: 2.0}
 TEN_SECOND_WINDOW = 10.0
+# A 429's policyName → how long until that window has room again (DAILY: until the reset).
+POLICY_WAIT_SECONDS = {"TEN_SECONDLY_ROLLING": TEN_SECOND_WINDOW, "SECONDLY": 1.0}
+BODY_KEEP_CHARS = 4000  # of an error response body kept for the DLQ
 
 
 @dataclass
@@ -71,6 +75,16 @@ class ErrorDetail:
     def as_dict(self) -> dict[str, Any]:
         return {"status": self.status, "category": self.category, "message": self.message,
                 "correlationId": self.correlation_id, "policyName": self.policy_name}
+
+    def as_record(self) -> dict[str, Any]:
+        """`as_dict` plus the response body (bounded): what the dead-letter queue keeps. Error bodies
+        hold HubSpot's message and context, never our token."""
+        body = self.body
+        if isinstance(body, str):
+            body = body[:BODY_KEEP_CHARS]
+        elif body is not None and len(json_dumps(body)) > BODY_KEEP_CHARS:
+            body = json_dumps(body)[:BODY_KEEP_CHARS]
+        return self.as_dict() | {"body": body}
 
 
 class SyncError(Exception):
@@ -166,9 +180,18 @@ def retry_after_seconds(response: requests.Response, detail: ErrorDetail) -> flo
             pass
     if response.status_code == 429:
         if detail.policy_name == "DAILY":
-            return None  # the caller pauses until the daily reset
-        return TEN_SECOND_WINDOW * (1.0 + random.random() * 0.2)
+            return seconds_to_daily_reset()  # the caller pauses the whole app until then
+        window = POLICY_WAIT_SECONDS.get(detail.policy_name, TEN_SECOND_WINDOW)
+        return window * (1.0 + random.random() * 0.2)  # jitter: refused workers don't return in step
     return MIN_WAIT_SECONDS.get(response.status_code)
+
+
+def seconds_to_daily_reset(now: dt.datetime | None = None) -> float:
+    """HubSpot resets the daily budget at midnight in the account's time zone; UTC is the default
+    (a DAILY 429 carrying Retry-After overrides it)."""
+    now = now or dt.datetime.now(dt.UTC)
+    midnight = (now + dt.timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
+    return max(1.0, (midnight - now).total_seconds())
 
 
 def raise_for_response(response: requests.Response, table: dict[int, Action], api: str) -> None:

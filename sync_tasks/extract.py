@@ -26,7 +26,13 @@ from sync_tasks.state import SyncState
 log = logging.getLogger(__name__)
 
 LOCK_TIMEOUT_SECONDS = 300
-EXPAND = {"customers": ["customerGroup"]}
+EXPAND = {"customers": ["customerGroup"], "orders": ["paymentInfo.payments[*]"]}
+# Messages the sync applies; other types are not read at all.
+FILTERS = {"messages": ['resource(typeId="order") or resource(typeId="payment") or resource(typeId="customer")']}
+
+
+def chunk_size(entity: str, settings: Settings) -> int:
+    return settings.order_chunk_size if entity in ("orders", "carts") else settings.chunk_size
 
 Enqueue = Callable[[list[dict[str, Any]], dict[str, Any]], None]
 
@@ -66,8 +72,12 @@ def format_ts(value: dt.datetime) -> str:
     return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
 
 
-def store_filter(store: str | None) -> list[str]:
-    return [f'stores(key="{store}")'] if store else []
+def store_filter(store: str | None, entity: str = "customers") -> list[str]:
+    """Customers list their stores; orders and carts belong to one."""
+    if not store or entity == "messages":
+        return []
+    field = "stores" if entity == "customers" else "store"
+    return [f'{field}(key="{store}")']
 
 
 def run_extract(entity: str, ct: CommercetoolsClient, r: redis.Redis, settings: Settings, enqueue: Enqueue,
@@ -93,13 +103,19 @@ def run_extract(entity: str, ct: CommercetoolsClient, r: redis.Redis, settings: 
             result.watermark_before = str(wm) if wm else None
             if wm:
                 since = format_ts(parse_ts(str(wm)) - dt.timedelta(seconds=settings.extract_overlap_seconds))
-        paginator = KeysetPaginator(ct, entity, since=since, filters=store_filter(store),
+        filters = FILTERS.get(entity, []) + store_filter(store, entity)
+        if entity == "customers" and not store and settings.sync_stores:
+            # SYNC_STORES: read only those stores' customers (the map step filters channels).
+            keys = ", ".join(f'"{k}"' for k in settings.sync_stores)
+            filters.append(f"stores(key in ({keys}))")
+        paginator = KeysetPaginator(ct, entity, since=since, filters=filters,
                                     page_size=settings.extract_page_size, cursor=cursor,
                                     expand=EXPAND.get(entity, []))
         newest = result.watermark_before
         for page in paginator:
-            for i in range(0, len(page), settings.chunk_size):
-                enqueue(page[i:i + settings.chunk_size], ctx.as_dict())
+            size = chunk_size(entity, settings)
+            for i in range(0, len(page), size):
+                enqueue(page[i:i + size], ctx.as_dict())
                 result.chunks += 1
             result.extracted += len(page)
             state.count(run_id, extracted=len(page))

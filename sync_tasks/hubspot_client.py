@@ -15,14 +15,17 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote
 
 import requests
 
+from sync_tasks import metrics
 from sync_tasks.errors import (
     HUBSPOT_ACTIONS,
     TRANSPORT_ERRORS,
     ErrorDetail,
     RateLimitedError,
+    SyncError,
     raise_for_response,
     transport_error,
 )
@@ -103,14 +106,22 @@ class HubSpotClient:
             raise transport_error(exc, API) from exc
         self.calls += 1
         self._observe(bucket, response)
-        raise_for_response(response, HUBSPOT_ACTIONS, API)
+        metrics.observe_hubspot(self.limiter.redis, response)
+        try:
+            raise_for_response(response, HUBSPOT_ACTIONS, API)
+        except RateLimitedError as exc:
+            if exc.daily and exc.retry_after:
+                self.limiter.pause(exc.retry_after)  # the whole fleet stops until the reset
+            raise
         return response
 
     def _observe(self, bucket: Bucket, response: requests.Response) -> None:
         remaining = response.headers.get("X-HubSpot-RateLimit-Remaining")
         maximum = response.headers.get("X-HubSpot-RateLimit-Max")
+        interval = response.headers.get("X-HubSpot-RateLimit-Interval-Milliseconds")
         if remaining is not None:
-            self.limiter.observe(bucket, int(remaining), int(maximum) if maximum else None)
+            self.limiter.observe(bucket, int(remaining), int(maximum) if maximum else None,
+                                 int(interval) if interval else None)
 
     def post(self, path: str, body: Any, bucket: Bucket = Bucket.BURST) -> Any:
         response = self.request("POST", path, json=body, bucket=bucket)
@@ -156,6 +167,16 @@ class HubSpotClient:
                                 json=body, bucket=Bucket.ASSOCIATIONS)
         return _batch_result(response)
 
+    def associate(self, from_obj: str, to_obj: str, type_id: int, pairs: Sequence[tuple[str, str]]) -> BatchResult:
+        """Labelled associations (HUBSPOT_DEFINED type ids); HubSpot keeps one per pair and type."""
+        if not pairs:
+            return BatchResult()
+        body = {"inputs": [{"from": {"id": a}, "to": {"id": b}, "types": [
+            {"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": type_id}]} for a, b in pairs]}
+        response = self.request("POST", f"/crm/v4/associations/{from_obj}/{to_obj}/batch/create",
+                                json=body, bucket=Bucket.ASSOCIATIONS)
+        return _batch_result(response)
+
     # -- properties ----------------------------------------------------------------------------
     def properties(self, obj: str) -> list[dict[str, Any]]:
         return list(self.get(f"/crm/v3/properties/{obj}").get("results", []))
@@ -168,6 +189,28 @@ class HubSpotClient:
 
     def create_property(self, obj: str, prop: dict[str, Any]) -> Any:
         return self.post(f"/crm/v3/properties/{obj}", prop)
+
+
+    # -- communication preferences v4 (consent) ---------------------------------------------------
+    def consent_statuses(self, email: str) -> list[dict[str, Any]]:
+        """Every subscription's status for one e-mail."""
+        path = f"/communication-preferences/v4/statuses/{quote(email, safe='')}"
+        with _email_redacted(email):
+            return list(self.get(path, params={"channel": "EMAIL"}).get("results", []))
+
+    def set_consent(self, email: str, body: dict[str, Any]) -> Any:
+        with _email_redacted(email):
+            return self.post(f"/communication-preferences/v4/statuses/{quote(email, safe='')}", body)
+
+
+@contextmanager
+def _email_redacted(email: str) -> Iterator[None]:
+    """These paths hold an e-mail: keep it out of error messages (they end up in logs)."""
+    try:
+        yield
+    except SyncError as exc:
+        exc.args = (str(exc).replace(quote(email, safe=""), "<email>").replace(email, "<email>"),)
+        raise
 
 
 def _check_size(inputs: Sequence[Any]) -> None:

@@ -3,8 +3,12 @@ the Redis clock, keyed by HubSpot app (a hash of the token, never the token).
 
 Every HubSpot call acquires from its bucket before it is sent; a refusal returns how long to wait,
 and the caller re-queues its task with that countdown instead of sleeping. The response headers
-(X-HubSpot-RateLimit-Remaining/-Max) correct the bucket when other apps or processes spend the
-same budget.
+(X-HubSpot-RateLimit-Remaining/-Max/-Interval-Milliseconds) correct the bucket when other apps or
+processes spend the same budget, or when HubSpot's limit or window differs from the settings.
+
+A DAILY 429 pauses the whole app: a "paused until" key every acquire checks first, so no task of
+the fleet calls HubSpot before the reset. Waiting tasks are re-queued in countdowns shorter than
+the broker's visibility timeout and meet the pause again until it lifts.
 
 Sizing: a bucket with capacity c refilling at r/s can pass c + r·W requests in any window of W
 seconds; we keep that at `headroom` × the limit, so HubSpot's rolling window never sees more.
@@ -21,14 +25,17 @@ import redis
 from sync_tasks.constants import Keys, app_key
 from sync_tasks.settings import Settings
 
-# KEYS: bucket hash, daily counter. ARGV: limit, window_ms, headroom, cost, reserve_share,
-# daily_limit, ms_to_daily_reset. Returns {granted, wait_ms, tokens_left*1000}.
+# KEYS: bucket hash, daily counter, pause flag. ARGV: limit, window_ms, headroom, cost, reserve_share,
+# daily_limit, ms_to_daily_reset. Returns {granted, wait_ms, tokens_left*1000}. A learnt `max` and
+# `window` (from response headers) override the configured limit and window.
 _ACQUIRE = """
+local paused = redis.call('PTTL', KEYS[3])
+if paused > 0 then return {0, paused, 0} end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local data = redis.call('HMGET', KEYS[1], 'tokens', 'ts', 'max')
+local data = redis.call('HMGET', KEYS[1], 'tokens', 'ts', 'max', 'window')
 local limit = tonumber(data[3]) or tonumber(ARGV[1])
-local window = tonumber(ARGV[2])
+local window = tonumber(data[4]) or tonumber(ARGV[2])
 local total = limit * tonumber(ARGV[3])
 local capacity = math.max(1, math.floor(total * 0.05))
 local rate = (total - capacity) / window
@@ -61,8 +68,8 @@ redis.call('PEXPIRE', KEYS[1], window * 10)
 return {0, math.ceil((cost + reserve - tokens) / rate), math.floor(tokens * 1000)}
 """
 
-# KEYS: bucket hash. ARGV: remaining, max (0 = unknown). Lowers the tokens to what HubSpot says is
-# left, and learns the real limit.
+# KEYS: bucket hash. ARGV: remaining, max (0 = unknown), interval_ms (0 = unknown). Lowers the tokens
+# to what HubSpot says is left, and learns the real limit and window.
 _OBSERVE = """
 local data = redis.call('HMGET', KEYS[1], 'tokens')
 local tokens = tonumber(data[1])
@@ -72,6 +79,8 @@ if tokens ~= nil and remaining >= 0 and remaining < tokens then
 end
 local max = tonumber(ARGV[2])
 if max > 0 then redis.call('HSET', KEYS[1], 'max', max) end
+local interval = tonumber(ARGV[3])
+if interval > 0 then redis.call('HSET', KEYS[1], 'window', interval) end
 return 1
 """
 
@@ -116,6 +125,20 @@ class RateLimiter:
     def daily_key(self) -> str:
         return Keys.rate_bucket(self.app, f"daily:{dt.datetime.now(dt.UTC):%Y-%m-%d}")
 
+    def pause_key(self) -> str:
+        return Keys.rate_bucket(self.app, "paused")
+
+    def pause(self, seconds: float) -> None:
+        """Stop every HubSpot call of the fleet for `seconds` (a DAILY 429: until the reset). Only
+        ever lengthens a pause already set."""
+        ms = max(1, int(seconds * 1000))
+        if int(self.redis.pttl(self.pause_key())) < ms:
+            self.redis.set(self.pause_key(), "1", px=ms)
+
+    def paused_for(self) -> float:
+        """Seconds left of the pause; 0 when HubSpot may be called."""
+        return max(0, int(self.redis.pttl(self.pause_key()))) / 1000.0
+
     def acquire(self, bucket: Bucket, cost: int = 1, backfill: bool = False) -> Grant:
         """Take `cost` tokens, or say how long to wait. Backfills leave a reserve for live traffic."""
         if bucket is Bucket.NONE:
@@ -123,17 +146,18 @@ class RateLimiter:
         spec = self.specs[bucket]
         reserve = self.settings.hubspot_backfill_reserve if backfill else 0.0
         granted, wait_ms, tokens_milli = self._acquire(
-            keys=[self.key(bucket), self.daily_key()],
+            keys=[self.key(bucket), self.daily_key(), self.pause_key()],
             args=[spec.limit, spec.window_ms, self.settings.hubspot_burst_headroom, cost, reserve,
                   self.settings.hubspot_daily_limit if spec.daily else 0, _ms_to_utc_midnight()],
         )
         return Grant(bool(granted), int(wait_ms) / 1000.0, int(tokens_milli) / 1000.0)
 
-    def observe(self, bucket: Bucket, remaining: int | None, maximum: int | None) -> None:
-        """Correct the bucket from X-HubSpot-RateLimit-Remaining/-Max."""
+    def observe(self, bucket: Bucket, remaining: int | None, maximum: int | None,
+                interval_ms: int | None = None) -> None:
+        """Correct the bucket from X-HubSpot-RateLimit-Remaining/-Max/-Interval-Milliseconds."""
         if bucket is Bucket.NONE or remaining is None:
             return
-        self._observe(keys=[self.key(bucket)], args=[remaining, maximum or 0])
+        self._observe(keys=[self.key(bucket)], args=[remaining, maximum or 0, interval_ms or 0])
 
     def usage(self) -> dict[str, float]:
         """Tokens left per bucket and calls counted today: for `ctsync status`."""
@@ -142,6 +166,7 @@ class RateLimiter:
             tokens = self.redis.hget(self.key(bucket), "tokens")
             out[f"{bucket.value}_tokens"] = float(tokens) if tokens is not None else float("nan")
         out["daily_used"] = float(self.redis.get(self.daily_key()) or 0)
+        out["paused_s"] = self.paused_for()
         return out
 
 

@@ -13,8 +13,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from sync_tasks import rejected
 from sync_tasks.batch_writer import Outcome, write
 from sync_tasks.changes import ENTITY
+from sync_tasks.constants import Keys
 from sync_tasks.errors import RetryableError
 from sync_tasks.hubspot_client import BATCH_LIMIT, HubSpotClient, trace_id
 from sync_tasks.match import CONTACTS, CT_ID_PROPERTY
@@ -40,14 +42,18 @@ def _chunks(items: list[dict[str, Any]], size: int = BATCH_LIMIT) -> list[list[d
 
 
 class ContactPusher:
-    def __init__(self, hubspot: HubSpotClient, state: SyncState, run_id: str | None, task: str) -> None:
+    def __init__(self, hubspot: HubSpotClient, state: SyncState, run_id: str | None, task: str,
+                 attempts: int = 1, first_failure: float | None = None) -> None:
         self.hubspot = hubspot
         self.state = state
         self.run_id = run_id
         self.task = task
+        self.attempts = attempts  # of this task, for DLQ entries
+        self.first_failure = first_failure
         self.retry_error: RetryableError | None = None
         self._links: list[tuple[str, str]] = []  # (contact id, company key) to associate
         self.resync: list[str] = []  # commercetools ids to match and map again
+        self._member_companies: list[tuple[list[str], str]] = []  # (customer ids, company key)
 
     def push(self, plan: dict[str, Any]) -> dict[str, Any]:
         """Write what `plan` holds; return the plan of what is left (empty when all is done)."""
@@ -63,8 +69,10 @@ class ContactPusher:
         left: list[dict[str, Any]] = []
         for batch in _chunks(entries):
             by_trace = {trace_id(): e for e in batch}
-            inputs = [{"id": e["key"], "properties": e["properties"], "objectWriteTraceId": t}
-                      for t, e in by_trace.items()]
+            self._honour_intents(batch)
+            # The key is sent as a property too: HubSpot echoes sent properties, so results map back.
+            inputs = [{"id": e["key"], "properties": {**e["properties"], CT_ID_PROPERTY: e["key"]},
+                       "objectWriteTraceId": t} for t, e in by_trace.items()]
             keys = {e["key"]: t for t, e in by_trace.items()}
             out = write(lambda xs: self.hubspot.batch_upsert(CONTACTS, CT_ID_PROPERTY, xs), inputs,
                         _trace_by_property(CT_ID_PROPERTY, keys))
@@ -104,16 +112,31 @@ class ContactPusher:
             self._note_retry(out)
         return left
 
+    def _honour_intents(self, batch: list[dict[str, Any]]) -> None:
+        """Create-intent records: before an upsert, note which `ct_customer_id` it creates each
+        e-mail's contact under; the note is cleared once the id map holds the contact. A replay after
+        a crash in between (HubSpot wrote, Redis never heard) reuses the noted key, so it upserts the
+        same record even when another account of the e-mail would now own the contact."""
+        intents = self.state.create_intents(CONTACTS, [e["email"] for e in batch])
+        for entry in batch:
+            key = intents.get(entry["email"])
+            if key and key != entry["key"] and key in entry["members"]:
+                entry["key"] = key
+        self.state.save_create_intents(CONTACTS, {e["email"]: e["key"] for e in batch})
+
     def _confirmed(self, entry: dict[str, Any], hs_id: str, written: dict[str, str]) -> None:
         entry["hs_id"] = hs_id
         state = self.state
         state.save_ids(CONTACTS, {rid: hs_id for rid in entry["members"]})
+        if entry.get("key"):
+            state.clear_create_intents(CONTACTS, [entry["email"]])  # the id map covers it from now on
         state.save_emails({entry["email"]: hs_id})
         state.set_members({entry["email"]: entry["members"]})
         state.save_written(CONTACTS, hs_id, written)
         state.save_fingerprints(ENTITY, entry["fingerprints"])
         if entry.get("company"):
             self._links.append((hs_id, entry["company"]))
+            self._member_companies.append((entry["members"], entry["company"]))
 
     def _failed(self, out: Outcome, by_trace: dict[str, dict[str, Any]]) -> None:
         for trace, detail in out.failed.items():
@@ -121,8 +144,10 @@ class ContactPusher:
             log.warning("hubspot rejected contact write for records %s: %s %s (correlationId %s)",
                         entry["record_ids"], detail.category, detail.message[:200], detail.correlation_id)
             self.state.dead_letter(self.task, entry["record_ids"], {"properties": entry["properties"],
-                                   "hs_id": entry.get("hs_id")}, detail.as_dict() | {"body": detail.body},
-                                   attempts=1)
+                                   "hs_id": entry.get("hs_id"), "key": entry.get("key")}, detail.as_record(),
+                                   attempts=self.attempts, first_failure=self.first_failure)
+            rejected.record(self.state.r, "hubspot", self.task, entry["record_ids"], {
+                "properties": entry["properties"], "hs_id": entry.get("hs_id"), "key": entry.get("key")}, detail)
             self.state.count(self.run_id, failed=len(entry["record_ids"]))
 
     def _note_retry(self, out: Outcome) -> None:
@@ -147,9 +172,19 @@ class ContactPusher:
             for trace, result in out.results.items():
                 known[by_trace[trace][COMPANY_KEY]] = str(result["id"])
             for trace, detail in out.failed.items():
-                self.state.dead_letter(self.task, [], {"company": by_trace[trace]}, detail.as_dict(), 1)
+                company = by_trace[trace]
+                plan = {"companies": {company[COMPANY_KEY]: company},
+                        "links": [[c, k] for c, k in links if k == company[COMPANY_KEY]]}
+                self.state.dead_letter(self.task, [], {"company": company, "plan": plan}, detail.as_record(),
+                                       self.attempts, self.first_failure, entity=COMPANIES)
+                rejected.record(self.state.r, "hubspot", self.task, [company[COMPANY_KEY]], {"company": company},
+                                detail, entity=COMPANIES)
             self._note_retry(out)
         self.state.save_ids(COMPANIES, {k: v for k, v in known.items()})
+        # Orders find their company through their customer.
+        by_customer = {m: known[key] for members, key in self._member_companies if key in known for m in members}
+        if by_customer:
+            self.state.r.hset(Keys.index("customer-company"), mapping=by_customer)
         pairs = [(contact, known[key]) for contact, key in links if key in known]
         new_pairs = [p for p in pairs if p not in self.state.known_associations("contact-company", pairs)]
         for i in range(0, len(new_pairs), BATCH_LIMIT):
@@ -172,8 +207,8 @@ class PushResult:
 
 
 def push_plan(plan: dict[str, Any], hubspot: HubSpotClient, state: SyncState, run_id: str | None,
-              task: str) -> PushResult:
-    pusher = ContactPusher(hubspot, state, run_id, task)
+              task: str, attempts: int = 1, first_failure: float | None = None) -> PushResult:
+    pusher = ContactPusher(hubspot, state, run_id, task, attempts, first_failure)
     batches = sum(-(-len(plan.get(k) or []) // BATCH_LIMIT) for k in ("creates", "updates"))
     try:
         with hubspot.prepaid(batches):

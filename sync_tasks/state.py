@@ -17,6 +17,7 @@ from sync_tasks.errors import json_dumps
 RUN_FIELDS = ("extracted", "matched", "created", "updated", "skipped", "failed")
 RUN_TTL_SECONDS = 14 * 24 * 3600
 DLQ_MAXLEN = 100_000
+CREATE_INTENT_TTL_SECONDS = 14 * 24 * 3600  # outlives any retry or DLQ replay window
 
 
 class SyncState:
@@ -147,16 +148,37 @@ class SyncState:
     def recent_runs(self, entity: str, n: int = 10) -> list[str]:
         return list(self.r.lrange(Keys.runs(entity), 0, n - 1))
 
+    # -- create intents (HubSpot wrote, the id map not yet) ----------------------------------------
+    def create_intents(self, hs_object: str, emails: list[str]) -> dict[str, str]:
+        """E-mail → the `ct_customer_id` an unfinished create used for it."""
+        if not emails:
+            return {}
+        values = self.r.mget([Keys.create_intent(hs_object, email_hash(e)) for e in emails])
+        return {e: v for e, v in zip(emails, values, strict=True) if v}
+
+    def save_create_intents(self, hs_object: str, keys: Mapping[str, str]) -> None:
+        pipe = self.r.pipeline(transaction=False)
+        for email, key in keys.items():
+            pipe.set(Keys.create_intent(hs_object, email_hash(email)), key, ex=CREATE_INTENT_TTL_SECONDS)
+        pipe.execute()
+
+    def clear_create_intents(self, hs_object: str, emails: Iterable[str]) -> None:
+        keys = [Keys.create_intent(hs_object, email_hash(e)) for e in emails]
+        if keys:
+            self.r.delete(*keys)
+
     # -- dead letters --------------------------------------------------------------------------
     def dead_letter(self, task: str, record_ids: list[str], payload: Any, error: dict[str, Any],
-                    attempts: int, first_failure: float | None = None) -> str:
+                    attempts: int, first_failure: float | None = None, kind: str = "permanent",
+                    entity: str = "customers", maxlen: int = DLQ_MAXLEN) -> str:
+        """One DLQ entry (fields: `sync_tasks.dlq.DlqEntry`). `kind`: permanent | exhausted."""
         now = time.time()
         entry = {
-            "task": task, "record_ids": json_dumps(record_ids), "payload": json_dumps(payload),
-            "error": json_dumps(error), "attempts": attempts,
+            "task": task, "entity": entity, "kind": kind, "record_ids": json_dumps(record_ids),
+            "payload": json_dumps(payload), "error": json_dumps(error), "attempts": attempts,
             "first_failure": first_failure or now, "last_failure": now,
         }
-        return str(self.r.xadd(Keys.dlq(), entry, maxlen=DLQ_MAXLEN, approximate=True))
+        return str(self.r.xadd(Keys.dlq(), entry, maxlen=maxlen, approximate=True))
 
     def dlq_size(self) -> int:
         return int(self.r.xlen(Keys.dlq()))

@@ -15,19 +15,24 @@ import logging
 import random
 from typing import Any
 
+import redis
 from celery import Task, chain
 
 import celeryconfig
-from sync_tasks.changes import plan_contacts
+from sync_tasks.changes import Filters, plan_contacts
 from sync_tasks.commercetools_client import CommercetoolsClient
+from sync_tasks.consent import push_consent
 from sync_tasks.constants import PUSH_QUEUE_BY_LANE, Lane, Queue, TaskName
+from sync_tasks.dlq import FailureLog
 from sync_tasks.errors import PermanentError, RateLimitedError, RetryableError, SyncError, backoff_seconds
 from sync_tasks.extract import run_extract
 from sync_tasks.hubspot_client import HubSpotClient
 from sync_tasks.limiter import RateLimiter
+from sync_tasks.mapping import load_mapping
 from sync_tasks.match import Match, match_customers
 from sync_tasks.push import push_plan
 from sync_tasks.redis_conn import get_redis
+from sync_tasks.schema import sync_refusal
 from sync_tasks.settings import get_settings
 from sync_tasks.state import SyncState
 from workers.app import app
@@ -55,27 +60,50 @@ class SyncTask(Task):
     acks_late = True
     reject_on_worker_lost = True
     max_retries = None  # waits are unlimited; real errors are counted in `errors`
+    # Redis itself unreachable (restart, failover): not the task's fault; retried without counting.
+    autoretry_for = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+    retry_backoff = 2
+    retry_backoff_max = 30
+    retry_jitter = True
 
     def defer(self, exc: SyncError, args: tuple[Any, ...], errors: int, run_id: str | None,
-              record_ids: list[str], payload: Any) -> None:
-        """Re-queue after `exc`, or dead-letter when it is permanent or retries ran out."""
+              record_ids: list[str], payload: Any, entity: str = "customers") -> None:
+        """Re-queue after `exc`, or dead-letter when it is permanent or retries ran out.
+
+        Countdowns are chunked below the visibility timeout: a long wait (a DAILY pause) is served
+        as several re-queues, each meeting the limiter's pause flag again until it lifts."""
         if isinstance(exc, RateLimitedError):
             wait = exc.retry_after if exc.retry_after is not None else celeryconfig.MAX_COUNTDOWN
             countdown = min(wait + random.uniform(0, 1.0), celeryconfig.MAX_COUNTDOWN)
             raise self.retry(args=args, kwargs={"errors": errors}, countdown=countdown, exc=exc)
+        failures = FailureLog(get_redis())
+        first_failure = failures.note(self.request.id)
         if isinstance(exc, RetryableError) and errors < get_settings().max_error_retries:
             countdown = max(exc.retry_after or 0.0, backoff_seconds(errors + 1, base=1.0, cap=120.0))
             raise self.retry(args=args, kwargs={"errors": errors + 1},
                              countdown=min(countdown, celeryconfig.MAX_COUNTDOWN), exc=exc)
-        detail = exc.detail.as_dict() if exc.detail else {"message": str(exc)}
-        log.error("%s: giving up on records %s after %d error retries: %s", self.name, record_ids, errors, exc)
+        detail = exc.detail.as_record() if exc.detail else {"message": str(exc)}
+        kind = "exhausted" if isinstance(exc, RetryableError) else "permanent"
+        log.error("%s: dead-lettered records %s (%s) after %d error retries: %s", self.name, record_ids, kind,
+                  errors, exc)
         store = state()
-        store.dead_letter(self.name, record_ids, payload, detail, attempts=errors + 1)
+        store.dead_letter(self.name, record_ids, payload, detail, attempts=errors + 1, first_failure=first_failure,
+                          kind=kind, entity=entity, maxlen=get_settings().dlq_maxlen)
+        failures.clear(self.request.id)
         store.count(run_id, failed=len(record_ids))
+
+    def on_success(self, retval: Any, task_id: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        if kwargs.get("errors"):
+            FailureLog(get_redis()).clear(task_id)  # recovered: forget when its trouble began
 
 
 def enqueue_chunk(records: list[dict[str, Any]], ctx: dict[str, Any]) -> None:
     """One chain per chunk: match → map → push, the push on the lane's queue."""
+    if ctx["entity"] != "customers":
+        from sync_tasks.commerce_tasks import enqueue_commerce_chunk
+
+        enqueue_commerce_chunk(records, ctx)
+        return
     push_queue = PUSH_QUEUE_BY_LANE[Lane(ctx["lane"])].value
     chain(
         match.si(records, ctx).set(queue=Queue.SYNC.value),
@@ -86,7 +114,14 @@ def enqueue_chunk(records: list[dict[str, Any]], ctx: dict[str, Any]) -> None:
 
 @app.task(name=TaskName.EXTRACT.value, bind=True, base=SyncTask)
 def extract(self: SyncTask, entity: str = "customers", errors: int = 0) -> dict[str, Any]:
+    if entity != "customers":
+        from sync_tasks.commerce_tasks import extract_commerce
+
+        return extract_commerce(entity)
     try:
+        if entity == "customers" and (refusal := sync_refusal(hubspot(), get_redis())):
+            log.error("extract %s refused: %s", entity, refusal)
+            return {"error": refusal}
         result = run_extract(entity, commercetools(), get_redis(), get_settings(), enqueue_chunk)
     except RetryableError as exc:
         # The next beat tick re-extracts from the same watermark; no need to hold a retry.
@@ -102,11 +137,20 @@ def backfill(self: SyncTask, entity: str = "customers", since: str | None = None
     """A full sync through the same chains; resumable: a repeat with the same run_id continues."""
     run_id = run_id or state().start_run(entity, "backfill", since=since, store=store)
     try:
+        if entity == "customers" and (refusal := sync_refusal(hubspot(), get_redis())):
+            log.error("backfill %s refused: %s", run_id, refusal)
+            return {"run_id": run_id, "error": refusal}
         result = run_extract(entity, commercetools(), get_redis(), get_settings(), enqueue_chunk,
                              mode="backfill", since=since, store=store, run_id=run_id)
     except RetryableError as exc:
-        self.defer(exc, (entity, since, store, run_id), errors, None, [], {"run_id": run_id})
+        self.defer(exc, (entity, since, store, run_id), errors, None, [],
+                   {"run_id": run_id, "resend_args": [entity, since, store, run_id]}, entity=entity)
         raise  # unreachable: defer raises
+    if result.locked:
+        # Redelivered after its worker died: the dead worker's lock holds until it expires. Wait it
+        # out (a wait, not an error) and resume from the cursor, rather than end the run here.
+        raise self.retry(args=(entity, since, store, run_id), kwargs={"errors": errors},
+                         countdown=min(60.0, celeryconfig.MAX_COUNTDOWN))
     return {"run_id": result.run_id, "extracted": result.extracted, "chunks": result.chunks}
 
 
@@ -129,12 +173,13 @@ def map_records(self: SyncTask, payload: dict[str, Any], errors: int = 0) -> dic
     store = state()
     try:
         plan = plan_contacts(matches, store, get_settings().shared_fields_rule, force=ctx["force"],
-                             fetch=fetch_customers)
+                             fetch=fetch_customers, filters=Filters.from_settings(get_settings()),
+                             reader=hubspot(ctx["lane"]), conflict_reads=get_settings().conflict_reads, task=self.name)
     except (RetryableError, PermanentError) as exc:
         ids = [m.record["id"] for m in matches]
         self.defer(exc, (payload,), errors, ctx["run_id"], ids, {"stage": "map", "record_ids": ids})
         return {"ctx": ctx, "plan": {}}
-    store.count(ctx["run_id"], skipped=plan.skipped + len(plan.no_email))
+    store.count(ctx["run_id"], skipped=plan.skipped + len(plan.no_email) + len(plan.filtered))
     for rejected in plan.rejected:
         log.warning("record %s: %s left out (%s)", rejected["record_id"], rejected["property"], rejected["reason"])
     return {"ctx": ctx, "plan": plan.as_dict()}
@@ -143,14 +188,21 @@ def map_records(self: SyncTask, payload: dict[str, Any], errors: int = 0) -> dic
 @app.task(name=TaskName.PUSH.value, bind=True, base=SyncTask, rate_limit=get_settings().push_rate_limit)
 def push(self: SyncTask, payload: dict[str, Any], errors: int = 0) -> dict[str, Any]:
     ctx = payload["ctx"]
-    result = push_plan(payload["plan"], hubspot(ctx["lane"]), state(), ctx["run_id"], self.name)
+    first_failure = FailureLog(get_redis()).first_failure(self.request.id) if errors else None
+    result = push_plan(payload["plan"], hubspot(ctx["lane"]), state(), ctx["run_id"], self.name,
+                       attempts=errors + 1, first_failure=first_failure)
     if result.resync:
         resync.apply_async((result.resync, ctx), queue=Queue.SYNC.value)
-    if result.error is None:
+    # Consent after the contacts, so a new contact exists when its subscription status is set.
+    consent_left = push_consent(payload["plan"].get("consent") or [], hubspot(ctx["lane"]), state(),
+                                load_mapping().consent, self.name)
+    if result.error is None and consent_left.error is None:
         return {"run_id": ctx["run_id"], "done": True}
-    left = result.left
+    left = {**result.left, "consent": consent_left.left}
+    error = result.error or consent_left.error
+    assert error is not None
     record_ids = sorted({i for e in left.get("creates", []) + left.get("updates", []) for i in e["record_ids"]})
-    self.defer(result.error, ({"ctx": ctx, "plan": left},), errors, ctx["run_id"], record_ids, {"plan": left})
+    self.defer(error, ({"ctx": ctx, "plan": left},), errors, ctx["run_id"], record_ids, {"plan": left})
     return {"run_id": ctx["run_id"], "done": False}
 
 
@@ -186,3 +238,21 @@ def fetch_customers(ids: list[str]) -> list[dict[str, Any]]:
         body = commercetools().query("customers", where=[f"id in ({quoted})"], limit=500, expand=["customerGroup"])
         out += body.get("results", [])
     return out
+
+
+@app.task(name=TaskName.WRITEBACK_POLL.value, bind=True, base=SyncTask)
+def writeback_poll(self: SyncTask, errors: int = 0) -> dict[str, Any]:
+    """HubSpot-owned properties edited in HubSpot → commercetools (sync_tasks/writeback.py)."""
+    from sync_tasks.writeback import poll
+
+    settings = get_settings()
+    try:
+        result = poll(hubspot(), commercetools(), state(), load_mapping(), self.name,
+                      settings.writeback_search_lag, settings.writeback_max_pages)
+    except RetryableError as exc:
+        # The next beat tick polls again from the same watermark; nothing is lost by waiting for it.
+        log.warning("write-back poll failed transiently: %s", exc)
+        return {"error": str(exc)}
+    return {"pages": result.pages, "contacts": result.contacts, "written_back": result.written_back,
+            "unchanged": result.unchanged, "rejected": result.rejected, "complete": result.complete,
+            "locked": result.locked}

@@ -7,4 +7,4 @@ from celery import Celery
 
 app = Celery("ctsync")
 app.config_from_object("celeryconfig")
-app.conf.include = ["sync_tasks.tasks"]
+app.conf.include = ["sync_tasks.tasks", "sync_tasks.commerce_tasks", "sync_tasks.carts", "sync_tasks.events"]

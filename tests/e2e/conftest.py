@@ -54,10 +54,14 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalFleet]:
 @pytest.fixture
 def shop(fleet: LocalFleet) -> LocalFleet:
     """A freshly seeded commercetools sandbox, an empty HubSpot sandbox with our schema, empty Redis."""
+    return reset_shop(fleet)
+
+
+def reset_shop(fleet: LocalFleet) -> LocalFleet:
+    from sync_tasks.commerce_schema import setup_all
     from sync_tasks.hubspot_client import HubSpotClient
     from sync_tasks.limiter import RateLimiter
     from sync_tasks.redis_conn import get_redis
-    from sync_tasks.schema import setup_schema
     from sync_tasks.settings import get_settings
 
     assert fleet.ct and fleet.hubspot
@@ -67,7 +71,8 @@ def shop(fleet: LocalFleet) -> LocalFleet:
     reset.raise_for_status()
     requests.post(f"{fleet.hubspot.url}/_sandbox/reset", timeout=30).raise_for_status()
     settings = get_settings()
-    setup_schema(HubSpotClient(settings, RateLimiter(get_redis(), settings), wait_for_budget=True))
+    hubspot = HubSpotClient(settings, RateLimiter(get_redis(), settings), wait_for_budget=True)
+    setup_all(hubspot, settings, get_redis())
     requests.post(f"{fleet.hubspot.url}/_sandbox/requests/reset", timeout=30)
     requests.post(f"{fleet.ct.url}/_sandbox/requests/reset", timeout=30)
     return fleet

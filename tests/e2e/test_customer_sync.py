@@ -213,10 +213,17 @@ def test_customers_with_a_company_are_associated_to_it(shop: LocalFleet) -> None
 
 
 def test_setup_twice_changes_nothing(shop: LocalFleet) -> None:
+    from sync_tasks.commerce_schema import setup_all
     from sync_tasks.hubspot_client import HubSpotClient
     from sync_tasks.limiter import RateLimiter
-    from sync_tasks.schema import setup_schema
 
     settings = get_settings()
-    report = setup_schema(HubSpotClient(settings, RateLimiter(get_redis(), settings), wait_for_budget=True))
+    assert shop.hubspot
+    pipelines_before = requests.get(f"{shop.hubspot.url}/crm/v3/pipelines/orders", timeout=30,
+                                    headers={"Authorization": f"Bearer {settings.hubspot_token.get_secret_value()}"})
+    report = setup_all(HubSpotClient(settings, RateLimiter(get_redis(), settings), wait_for_budget=True), settings,
+                       get_redis())
     assert report.created == [] and report.created_groups == [] and len(report.existing) >= 9
+    pipelines_after = requests.get(f"{shop.hubspot.url}/crm/v3/pipelines/orders", timeout=30,
+                                   headers={"Authorization": f"Bearer {settings.hubspot_token.get_secret_value()}"})
+    assert pipelines_after.json() == pipelines_before.json()

@@ -70,3 +70,43 @@ def test_complete_without_results_is_never_counted_as_written() -> None:
 def test_every_input_lands_somewhere(n: int) -> None:
     out = write(lambda xs: BatchResult(results=[{"id": x["id"]} for x in xs]), _inputs(n), _trace)
     assert len(out.results) == n
+
+
+def test_mixed_207_writes_the_good_resolves_conflicts_and_keeps_retryables() -> None:
+    def call(xs: list[dict[str, Any]]) -> BatchResult:
+        errors = [
+            {"category": "INVALID_EMAIL", "message": "Email address x is invalid",
+             "context": {"objectWriteTraceId": ["t1"]}},
+            {"category": "CONFLICT", "message": "Contact already exists. Existing ID: 999",
+             "context": {"objectWriteTraceId": ["t2"]}},
+            {"category": "LOCKED", "message": "locked", "context": {"objectWriteTraceId": ["t3"]}},
+        ]
+        return BatchResult(results=[{"id": x["id"]} for x in xs if x["id"] not in ("k1", "k2", "k3")],
+                           errors=errors, status=207)
+
+    out = write(call, _inputs(6), _trace)
+    assert set(out.results) == {"t0", "t4", "t5"}
+    assert set(out.failed) == {"t1"} and out.failed["t1"].category == "INVALID_EMAIL"
+    assert out.conflicts == {"t2": "999"}
+    assert out.retry == ["t3"] and out.calls == 1
+
+
+def test_two_bad_inputs_in_a_rejected_batch_fail_alone() -> None:
+    bad = {"k2", "k9"}
+
+    def call(xs: list[dict[str, Any]]) -> BatchResult:
+        if bad & {x["id"] for x in xs}:
+            raise PermanentError("bad", ErrorDetail(400, "VALIDATION_ERROR", "bad"))
+        return BatchResult(results=[{"id": x["id"]} for x in xs])
+
+    out = write(call, _inputs(16), _trace)
+    assert set(out.failed) == {"t2", "t9"}
+    assert len(out.results) == 14 and not out.retry
+
+
+def test_echoed_trace_id_maps_a_result_the_property_cannot() -> None:
+    def call(xs: list[dict[str, Any]]) -> BatchResult:
+        return BatchResult(results=[{"id": "999", "objectWriteTraceId": x["objectWriteTraceId"]} for x in xs])
+
+    out = write(call, _inputs(3), lambda result: None)
+    assert set(out.results) == {"t0", "t1", "t2"} and not out.retry

@@ -61,3 +61,40 @@ def test_owner_rules() -> None:
 def test_oversize_values_are_truncated_with_a_warning() -> None:
     mapped = map_customer(customer("a", "a@x.io", companyName="x" * 70_000))
     assert len(mapped.properties["company"]) == 65_536 and "truncated" in mapped.warnings[0]
+
+
+def test_store_and_channel_filters_and_optional_email(redis_client: redis.Redis) -> None:
+    from sync_tasks.changes import Filters
+    from sync_tasks.mapping_file import read_mapping
+
+    mapping = read_mapping()
+    eu = customer("a", "a@x.io", stores=[{"key": "eu"}])
+    us = customer("b", "b@x.io", stores=[{"key": "us"}])
+    bare = customer("c", None, stores=[{"key": "eu"}])
+    state = SyncState(redis_client)
+    plan = plan_contacts([Match(eu), Match(us), Match(bare)], state, "most_recently_modified", mapping=mapping,
+                         filters=Filters(stores=("eu",)))
+    assert plan.filtered == ["b"] and plan.no_email == ["c"] and [c["key"] for c in plan.creates] == ["a"]
+    plan = plan_contacts([Match(eu), Match(bare)], state, "most_recently_modified", mapping=mapping,
+                         filters=Filters(require_email=False))
+    keyed = {c["key"]: c["properties"] for c in plan.creates}
+    assert set(keyed) == {"a", "c"} and "email" not in keyed["c"] and keyed["a"]["email"] == "a@x.io"
+    channels = Filters(channels=("eu-web",))
+    with_channel = mapping.model_copy(update={"context": mapping.context.model_copy(update={"stores": {
+        "eu": mapping.context.stores["eu"].model_copy(update={"channel": "eu-web"})}})})
+    plan = plan_contacts([Match(eu), Match(us)], state, "most_recently_modified", mapping=with_channel,
+                         filters=channels)
+    assert plan.filtered == ["b"] and plan.creates[0]["properties"]["ct_distribution_channel"] == "eu-web"
+
+
+def test_consent_entries_are_planned_only_when_the_decision_changed(redis_client: redis.Redis) -> None:
+    from sync_tasks.constants import Keys
+    from sync_tasks.mapping_file import read_mapping
+
+    mapping = read_mapping()
+    mapping = mapping.model_copy(update={"consent": mapping.consent.model_copy(update={"enabled": True})})
+    c = customer("a", "a@x.io", custom={"fields": {"newsletter": True}})
+    [entry] = plan_contacts([Match(c)], SyncState(redis_client), "most_recently_modified", mapping=mapping).consent
+    assert entry["record_id"] == "a" and entry["opt_in"] is True
+    redis_client.hset(Keys.consent(), entry["key"], entry["fingerprint"])
+    assert plan_contacts([Match(c)], SyncState(redis_client), "most_recently_modified", mapping=mapping).consent == []

@@ -1,14 +1,18 @@
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 import requests
 
 from sync_tasks.errors import (
+    BODY_KEEP_CHARS,
     COMMERCETOOLS_ACTIONS,
     HUBSPOT_ACTIONS,
     Action,
     CheckThenRetryError,
     ConflictError,
+    ErrorDetail,
     PermanentError,
     RateLimitedError,
     RetryableError,
@@ -16,6 +20,7 @@ from sync_tasks.errors import (
     action_for,
     action_for_category,
     raise_for_response,
+    seconds_to_daily_reset,
 )
 
 
@@ -54,11 +59,32 @@ def test_ten_secondly_429_is_a_wait_of_about_ten_seconds() -> None:
     assert info.value.detail and info.value.detail.correlation_id == "c-1"
 
 
-def test_daily_429_has_no_short_wait_and_says_daily() -> None:
+def test_daily_429_waits_until_the_reset_and_says_daily() -> None:
     body = '{"errorType":"RATE_LIMIT","policyName":"DAILY","message":"You have reached your daily limit."}'
     with pytest.raises(RateLimitedError) as info:
         raise_for_response(_response(429, body), HUBSPOT_ACTIONS, "hubspot")
-    assert info.value.daily and info.value.retry_after is None
+    assert info.value.daily
+    assert abs((info.value.retry_after or 0) - seconds_to_daily_reset()) < 5
+
+
+def test_seconds_to_daily_reset_counts_to_utc_midnight() -> None:
+    now = dt.datetime(2026, 3, 1, 23, 59, 0, tzinfo=dt.UTC)
+    assert seconds_to_daily_reset(now) == 60.0
+
+
+def test_secondly_429_waits_about_a_second() -> None:
+    body = '{"errorType":"RATE_LIMIT","policyName":"SECONDLY"}'
+    with pytest.raises(RateLimitedError) as info:
+        raise_for_response(_response(429, body), HUBSPOT_ACTIONS, "hubspot")
+    assert 1.0 <= (info.value.retry_after or 0) <= 1.2
+
+
+def test_error_record_keeps_the_response_body_bounded() -> None:
+    small = ErrorDetail(400, "VALIDATION_ERROR", "bad", body={"message": "bad", "context": {"x": ["1"]}})
+    assert small.as_record()["body"] == {"message": "bad", "context": {"x": ["1"]}}
+    big = ErrorDetail(400, "VALIDATION_ERROR", "bad", body={"message": "x" * 10_000})
+    kept = big.as_record()["body"]
+    assert isinstance(kept, str) and len(kept) == BODY_KEEP_CHARS
 
 
 def test_retry_after_header_wins() -> None:

@@ -82,3 +82,26 @@ def test_processes_share_one_budget(redis_client: redis.Redis) -> None:
         p.join(timeout=30)
     # 50/10 s at 0.9 headroom: capacity 2, refill 4.3/s → ≤ 2 + 13 in 3 s, for all three together
     assert 8 <= total <= 16
+
+
+def test_interval_header_teaches_the_window(redis_client: redis.Redis) -> None:
+    limiter = _limiter(redis_client, hubspot_burst_limit=100, hubspot_burst_headroom=1.0)
+    limiter.acquire(Bucket.BURST)
+    before = limiter.acquire(Bucket.BURST, cost=50).wait_seconds
+    limiter.observe(Bucket.BURST, 0, 100, 100_000)  # HubSpot says: 100 per 100 s, none left
+    after = limiter.acquire(Bucket.BURST, cost=50).wait_seconds
+    assert redis_client.hget(limiter.key(Bucket.BURST), "window") == "100000"
+    assert after > 5 * before  # refills ten times slower
+
+
+def test_daily_pause_stops_every_bucket_until_it_lifts(redis_client: redis.Redis) -> None:
+    limiter = _limiter(redis_client)
+    assert limiter.acquire(Bucket.BURST).granted
+    limiter.pause(3600)
+    limiter.pause(5)  # a shorter pause never cuts a longer one
+    for bucket in (Bucket.BURST, Bucket.SEARCH, Bucket.ASSOCIATIONS):
+        grant = limiter.acquire(bucket)
+        assert not grant.granted and 3590 < grant.wait_seconds <= 3600
+    assert 3590 < limiter.usage()["paused_s"] <= 3600
+    redis_client.delete(limiter.pause_key())
+    assert limiter.acquire(Bucket.BURST).granted and limiter.paused_for() == 0

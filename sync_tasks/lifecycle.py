@@ -1,0 +1,427 @@
+"""Lifecycle events that fire once per person: first purchase, repeat purchase, churn risk and
+subscription milestones (docs/lifecycle.md).
+
+Events are computed from the person's order ledger (sync_tasks/ledger.py, keyed by the HubSpot
+contact, so accounts sharing an e-mail count as one). Whether an event exists is decided by an atomic
+claim in Redis (HSETNX of its key in `ctsync:lifecycle:{person}`) made *before* anything is written
+to HubSpot; replays, retries, backfills, duplicated messages and concurrent workers all meet the
+existing claim. A claim starts unsent; its HubSpot writes are idempotent (absolute property values
+derived from all claims, custom events with a uuid5 of person and event key), so whoever finds it
+unsent re-sends it until it is marked sent — a crash between claim and write is repaired by a retry.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sync_tasks import custom_events
+from sync_tasks.batch_writer import write
+from sync_tasks.commerce_push import dead_letter_failed
+from sync_tasks.constants import Keys
+from sync_tasks.errors import RetryableError
+from sync_tasks.hubspot_client import HubSpotClient, trace_id
+from sync_tasks.ledger import CANCELLED, Ledger, LedgerEntry
+from sync_tasks.mapping import changed
+from sync_tasks.match import CONTACTS
+from sync_tasks.settings import CHURN_RISK, FIRST_PURCHASE, REPEAT_PURCHASE, SUBSCRIPTION_MILESTONE, Settings
+from sync_tasks.state import SyncState
+
+log = logging.getLogger(__name__)
+
+HISTORICAL_MODES = frozenset({"backfill"})  # ctx["mode"] of runs that read history, not live orders
+EVENT_PROPERTIES = ["event_key", "order_id", "number", "historical"]
+DAY = 86400.0
+
+# Claim every candidate whose key is free; the person joins the pending set in the same step.
+# KEYS: lifecycle hash, pending set. ARGV: person, then field/value pairs. Returns the fields won.
+_CLAIM = """
+local won = {}
+for i = 2, #ARGV, 2 do
+  if redis.call('HSETNX', KEYS[1], ARGV[i], ARGV[i + 1]) == 1 then won[#won + 1] = ARGV[i] end
+end
+if #won > 0 then redis.call('SADD', KEYS[2], ARGV[1]) end
+return won
+"""
+
+# Churn: claim only while the person's last order is still the one the scan judged; a new order in
+# between moves the score and the claim is refused. KEYS: last-order zset, lifecycle hash, pending set.
+# ARGV: person, expected score, field, value. Returns 1 when the claim was won.
+_CLAIM_CHURN = """
+local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if not score or tonumber(score) ~= tonumber(ARGV[2]) then return 0 end
+redis.call('ZREM', KEYS[1], ARGV[1])
+if redis.call('HSETNX', KEYS[2], ARGV[3], ARGV[4]) == 1 then
+  redis.call('SADD', KEYS[3], ARGV[1])
+  return 1
+end
+return 0
+"""
+
+# Mark a claim sent only if it is still the claim we sent (never resurrect or overwrite another).
+_MARK_SENT = """
+if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then redis.call('HSET', KEYS[1], ARGV[1], ARGV[3]) end
+return 1
+"""
+
+
+@dataclass(frozen=True)
+class LifecycleEvent:
+    kind: str
+    key: str  # the claim field: unique per person and occurrence
+    at: str  # ISO instant the event refers to (the order's createdAt, or when churn risk began)
+    order_id: str = ""
+    number: int = 0  # repeat: the order count; milestone: the nth order of the subscription
+    historical: bool = False
+    fired_at: str = ""
+    sent: bool = False
+
+    def as_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, raw: str) -> LifecycleEvent:
+        return cls(**json.loads(raw))
+
+
+@dataclass
+class LifecycleResult:
+    fired: list[tuple[str, LifecycleEvent]] = field(default_factory=list)  # (person, event) newly claimed
+    sent: int = 0
+    error: RetryableError | None = None
+
+
+# -- pure functions -----------------------------------------------------------------------------------
+def parse_instant(value: str) -> float:
+    """ISO 8601 (commercetools' '...Z') → epoch seconds; ValueError names nothing, callers do."""
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+
+
+def iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+
+def live_orders(entries: list[LedgerEntry]) -> list[LedgerEntry]:
+    """Orders that count, oldest first: a cancelled order never counts (even if cancelled before sync)."""
+    return sorted((e for e in entries if e.state != CANCELLED), key=lambda e: (e.created_at, e.order_id))
+
+
+def subscription_of(order: dict[str, Any], settings: Settings) -> str:
+    """The subscription an order belongs to: the configured custom field, else one series per person
+    for orders commercetools created from a recurring order; '' for a one-off order."""
+    fields = ((order.get("custom") or {}).get("fields")) or {}
+    value = fields.get(settings.lifecycle_subscription_field)
+    if value not in (None, ""):
+        return str(value)
+    return "recurring" if order.get("origin") == "RecurringOrder" else ""
+
+
+def evaluate(entries: list[LedgerEntry], subscriptions: dict[str, str], settings: Settings,
+             mode: str) -> list[LifecycleEvent]:
+    """Every order-driven event the ledger implies (already fired or not: claims decide which are new).
+
+    Evaluated on the ledger sorted by createdAt, so orders arriving out of order give the same events."""
+    live = live_orders(entries)
+    historical = mode in HISTORICAL_MODES
+    out: list[LifecycleEvent] = []
+    if live:
+        out.append(LifecycleEvent(FIRST_PURCHASE, FIRST_PURCHASE, live[0].created_at, live[0].order_id, 1, historical))
+    for n, entry in enumerate(live, 1):
+        if n == 2 or (n > 2 and n % settings.lifecycle_repeat_every == 0):
+            out.append(LifecycleEvent(REPEAT_PURCHASE, f"{REPEAT_PURCHASE}:{n}", entry.created_at, entry.order_id, n,
+                                      historical))
+    series: dict[str, list[LedgerEntry]] = {}
+    for entry in live:
+        sub = subscriptions.get(entry.order_id, "")
+        if sub:
+            series.setdefault(sub, []).append(entry)
+    thresholds = set(settings.lifecycle_milestones)
+    for sub, orders in sorted(series.items()):
+        for n, entry in enumerate(orders, 1):
+            if n in thresholds:
+                out.append(LifecycleEvent(SUBSCRIPTION_MILESTONE, f"{SUBSCRIPTION_MILESTONE}:{sub}:{n}",
+                                          entry.created_at, entry.order_id, n, historical))
+    return out
+
+
+def churn_days(settings: Settings, store: str) -> int:
+    return settings.lifecycle_churn_days_by_store.get(store, settings.lifecycle_churn_days)
+
+
+def churn_event(entries: list[LedgerEntry], first_seen: dict[str, float], settings: Settings,
+                now: float) -> LifecycleEvent | None:
+    """The churn-risk episode due now, if any: at least one order, and none for N days (N of the last
+    order's store). The episode is keyed by the last order, so a new order opens a new one. It is
+    historical when the person had already crossed the line when we first saw that last order
+    (a backfill of old orders must not e-mail long-gone customers as if they had just left)."""
+    live = live_orders(entries)
+    if not live:
+        return None
+    last = live[-1]
+    start = parse_instant(last.created_at) + churn_days(settings, last.store) * DAY
+    if now < start:
+        return None
+    historical = start < first_seen.get(last.order_id, now)
+    return LifecycleEvent(CHURN_RISK, f"{CHURN_RISK}:{last.created_at}", iso(start), last.order_id, len(live),
+                          historical)
+
+
+def contact_properties(claims: list[LifecycleEvent], entries: list[LedgerEntry],
+                       settings: Settings) -> dict[str, str]:
+    """Absolute contact property values derived from every claim: for each kind its latest occurrence
+    (date, number, live flag, historical marker). The live flag is true only for an event fired live;
+    churn's flag is true only while its episode is open (no order since). Kinds never fired are left out."""
+    names = settings.lifecycle_property_names
+    live = live_orders(entries)
+    last_order = live[-1].created_at if live else ""
+    out: dict[str, str] = {}
+    for kind in (FIRST_PURCHASE, REPEAT_PURCHASE, SUBSCRIPTION_MILESTONE, CHURN_RISK):
+        mine = [c for c in claims if c.kind == kind]
+        if not mine:
+            continue
+        latest = max(mine, key=lambda c: (c.at, c.number, c.key))
+        base = names[kind]
+        flag = not latest.historical
+        if kind == CHURN_RISK:
+            flag = flag and latest.key == f"{CHURN_RISK}:{last_order}"
+        out[f"{base}_date"] = latest.at
+        out[base] = "true" if flag else "false"
+        out[f"{base}_historical"] = "true" if latest.historical else "false"
+        if kind in (REPEAT_PURCHASE, SUBSCRIPTION_MILESTONE):
+            out[f"{base}_number"] = str(latest.number)
+    return out
+
+
+def property_specs(settings: Settings) -> list[tuple[str, str, str, str]]:
+    """(name, label, type, fieldType) of every lifecycle contact property, for `ctsync setup`."""
+    specs = []
+    for kind, base in settings.lifecycle_property_names.items():
+        label = kind.replace("_", " ")
+        specs += [(base, f"{label} (live)", "bool", "booleancheckbox"),
+                  (f"{base}_date", f"{label} date", "datetime", "date"),
+                  (f"{base}_historical", f"{label} from history (backfill)", "bool", "booleancheckbox")]
+        if kind in (REPEAT_PURCHASE, SUBSCRIPTION_MILESTONE):
+            specs.append((f"{base}_number", f"{label} order number", "number", "number"))
+    return specs
+
+
+# -- Redis: the claims ---------------------------------------------------------------------------------
+class LifecycleStore:
+    def __init__(self, client: Any) -> None:
+        self.r = client
+        self._claim = client.register_script(_CLAIM)
+        self._claim_churn = client.register_script(_CLAIM_CHURN)
+        self._mark_sent = client.register_script(_MARK_SENT)
+
+    def claims(self, person: str) -> list[LifecycleEvent]:
+        raw = self.r.hgetall(Keys.lifecycle(person))
+        return sorted((LifecycleEvent.from_json(v) for v in raw.values()), key=lambda e: (e.at, e.key))
+
+    def claim(self, person: str, events: list[LifecycleEvent], now: float) -> list[LifecycleEvent]:
+        """Claim the events not claimed yet; returns those this call won (exactly one caller wins each)."""
+        if not events:
+            return []
+        stamped = {e.key: LifecycleEvent(**{**asdict(e), "fired_at": iso(now), "sent": False}) for e in events}
+        args: list[str] = [person]
+        for key, event in stamped.items():
+            args += [key, event.as_json()]
+        won = self._claim(keys=[Keys.lifecycle(person), Keys.lifecycle_pending()], args=args)
+        winners = [stamped[k.decode() if isinstance(k, bytes) else k] for k in won]
+        self._count(winners)
+        return winners
+
+    def claim_churn(self, person: str, score: float, event: LifecycleEvent, now: float) -> bool:
+        value = LifecycleEvent(**{**asdict(event), "fired_at": iso(now), "sent": False})
+        won = bool(self._claim_churn(keys=[Keys.lifecycle_last_order(), Keys.lifecycle(person),
+                                           Keys.lifecycle_pending()],
+                                     args=[person, repr(score), event.key, value.as_json()]))
+        if won:
+            self._count([value])
+        return won
+
+    def _count(self, events: list[LifecycleEvent]) -> None:
+        for e in events:
+            self.r.hincrby(Keys.lifecycle_fired(), f"{e.kind}|{'historical' if e.historical else 'live'}", 1)
+
+    def mark_sent(self, person: str, events: list[LifecycleEvent]) -> None:
+        for e in events:
+            self._mark_sent(keys=[Keys.lifecycle(person)],
+                            args=[e.key, e.as_json(), LifecycleEvent(**{**asdict(e), "sent": True}).as_json()])
+        if not any(not c.sent for c in self.claims(person)):
+            self.r.srem(Keys.lifecycle_pending(), person)
+
+    def note_orders(self, person: str, orders: dict[str, str], now: float) -> None:
+        """Remember each order's subscription and when we first saw it (HSETNX: replays keep the first)."""
+        key = Keys.lifecycle_orders(person)
+        for order_id, sub in orders.items():
+            self.r.hsetnx(key, order_id, json.dumps({"sub": sub, "seen": now}))
+
+    def order_facts(self, person: str) -> tuple[dict[str, str], dict[str, float]]:
+        raw = self.r.hgetall(Keys.lifecycle_orders(person))
+        facts = {k: json.loads(v) for k, v in raw.items()}
+        return {k: str(f.get("sub") or "") for k, f in facts.items()}, {k: float(f["seen"]) for k, f in facts.items()}
+
+    def track_last_order(self, person: str, entries: list[LedgerEntry]) -> None:
+        """The churn index: person → last counted order (never moves back, so concurrent writers agree)."""
+        live = live_orders(entries)
+        if not live:
+            return
+        try:
+            ts = parse_instant(live[-1].created_at)
+        except ValueError:
+            log.error("lifecycle: order %s has an unreadable createdAt %r; churn not tracked for person %s",
+                      live[-1].order_id, live[-1].created_at, person)
+            return
+        self.r.zadd(Keys.lifecycle_last_order(), {person: ts}, gt=True)
+
+
+# -- HubSpot: sending claimed events ----------------------------------------------------------------
+def event_name(hubspot: HubSpotClient, r: Any, settings: Settings, kind: str) -> str:
+    cached = r.get(Keys.lifecycle_event_name(kind))
+    if cached:
+        return str(cached.decode() if isinstance(cached, bytes) else cached)
+    name = custom_events.ensure_definition(hubspot, settings.lifecycle_event_names[kind],
+                                           f"ctsync {kind.replace('_', ' ')}", EVENT_PROPERTIES)
+    r.set(Keys.lifecycle_event_name(kind), name)
+    return name
+
+
+def occurrence(person: str, event: LifecycleEvent, name: str) -> dict[str, Any]:
+    return {"eventName": name, "objectId": person, "occurredAt": event.at,
+            "uuid": custom_events.event_uuid("lifecycle", person, event.key),
+            "properties": {"event_key": event.key, "order_id": event.order_id, "number": str(event.number),
+                           "historical": "true" if event.historical else "false"}}
+
+
+def send_pending(hubspot: HubSpotClient, state: SyncState, settings: Settings, people: list[str],
+                 task: str, run_id: str | None) -> tuple[int, RetryableError | None]:
+    """Write the people's lifecycle properties (only what changed) and send their unsent custom events;
+    then mark those claims sent. Historical events set properties but send no custom event."""
+    store = LifecycleStore(state.r)
+    ledger = Ledger(state.r)
+    unsent: dict[str, list[LifecycleEvent]] = {}
+    values: dict[str, dict[str, str]] = {}
+    for person in people:
+        claims = store.claims(person)
+        unsent[person] = [c for c in claims if not c.sent]
+        values[person] = contact_properties(claims, ledger.entries(person), settings)
+    if settings.lifecycle_custom_events:
+        occurrences = [occurrence(p, e, event_name(hubspot, state.r, settings, e.kind))
+                       for p, events in unsent.items() for e in events if not e.historical]
+        custom_events.send(hubspot, occurrences)
+    error = write_properties(hubspot, state, values, task, run_id)
+    if error:
+        return 0, error
+    for person, events in unsent.items():
+        if events:
+            store.mark_sent(person, events)
+    return sum(len(v) for v in unsent.values()), None
+
+
+def write_properties(hubspot: HubSpotClient, state: SyncState, values: dict[str, dict[str, str]], task: str,
+                     run_id: str | None) -> RetryableError | None:
+    written = state.written(CONTACTS, sorted(values))
+    updates = [(p, d) for p, v in sorted(values.items()) if (d := changed(v, written.get(p, {})))]
+    for i in range(0, len(updates), 100):
+        part = updates[i:i + 100]
+        traces = {trace_id(): (p, v) for p, v in part}
+        by_id = {p: t for t, (p, _) in traces.items()}
+        out = write(lambda xs: hubspot.batch_update(CONTACTS, xs),
+                    [{"id": p, "properties": v, "objectWriteTraceId": t} for t, (p, v) in traces.items()],
+                    functools.partial(_trace_of_result, by_id))
+        for trace in out.results:
+            person, props = traces[trace]
+            state.save_written(CONTACTS, person, props)
+        dead_letter_failed(state, task, run_id, CONTACTS, {traces[t][0]: d for t, d in out.failed.items()},
+                           dict(part), count=False)
+        if out.retry:
+            return out.retry_error or RetryableError("hubspot: lifecycle properties to retry")
+    return None
+
+
+def _trace_of_result(by_id: dict[str, str], result: dict[str, Any]) -> str | None:
+    return by_id.get(str(result.get("id")))
+
+
+# -- entry points ----------------------------------------------------------------------------------------
+def on_recorded(hubspot: HubSpotClient, state: SyncState, settings: Settings, people: dict[str, list[str]],
+                subscriptions: dict[str, str], mode: str, task: str, run_id: str | None,
+                now: float | None = None) -> LifecycleResult:
+    """After the ledger recorded orders: person → the order ids just recorded. Claims the events the
+    ledger now implies, then sends whatever of the people's events is unsent (new or left by a crash)."""
+    now = datetime.now(UTC).timestamp() if now is None else now
+    store = LifecycleStore(state.r)
+    ledger = Ledger(state.r)
+    result = LifecycleResult()
+    for person, order_ids in sorted(people.items()):
+        store.note_orders(person, {o: subscriptions.get(o, "") for o in order_ids}, now)
+        entries = ledger.entries(person)
+        store.track_last_order(person, entries)
+        subs, _ = store.order_facts(person)
+        for event in store.claim(person, evaluate(entries, subs, settings, mode), now):
+            result.fired.append((person, event))
+            log.info("lifecycle %s fired for contact %s (%s, order %s)", event.key, person,
+                     "historical" if event.historical else "live", event.order_id)
+    result.sent, result.error = send_pending(hubspot, state, settings, sorted(people), task, run_id)
+    return result
+
+
+def scan_churn(hubspot: HubSpotClient, state: SyncState, settings: Settings, task: str,
+               now: float | None = None, page: int = 1000) -> LifecycleResult:
+    """The daily churn pass: people whose last order is older than the shortest N (a ZRANGEBYSCORE of
+    the last-order index, not a scan of every person), judged with their own store's N; then a repair
+    pass over everyone with unsent events."""
+    now = datetime.now(UTC).timestamp() if now is None else now
+    store = LifecycleStore(state.r)
+    ledger = Ledger(state.r)
+    shortest = min([settings.lifecycle_churn_days, *settings.lifecycle_churn_days_by_store.values()])
+    result = LifecycleResult()
+    offset = 0
+    while True:
+        batch = state.r.zrangebyscore(Keys.lifecycle_last_order(), "-inf", now - shortest * DAY,
+                                      start=offset, num=page, withscores=True)
+        if not batch:
+            break
+        kept = 0
+        for raw_person, score in batch:
+            person = raw_person.decode() if isinstance(raw_person, bytes) else str(raw_person)
+            _, seen = store.order_facts(person)
+            event = churn_event(ledger.entries(person), seen, settings, now)
+            if event is None:
+                kept += 1  # this store's N is longer: stays in the index for a later day
+                continue
+            if store.claim_churn(person, score, event, now):
+                result.fired.append((person, event))
+                log.info("lifecycle %s fired for contact %s (%s)", event.key, person,
+                         "historical" if event.historical else "live")
+        offset += kept  # claimed people left the index; the ones kept are skipped on the next page
+        if len(batch) < page:
+            break
+    pending = sorted(m.decode() if isinstance(m, bytes) else str(m)
+                     for m in state.r.smembers(Keys.lifecycle_pending()))
+    for i in range(0, len(pending), 100):
+        sent, error = send_pending(hubspot, state, settings, pending[i:i + 100], task, None)
+        result.sent += sent
+        if error:
+            result.error = error
+            break
+    return result
+
+
+def show(r: Any, person: str) -> dict[str, Any]:
+    """A person's ledger and lifecycle events, for `ctsync lifecycle show`."""
+    store = LifecycleStore(r)
+    subs, seen = store.order_facts(person)
+    score = r.zscore(Keys.lifecycle_last_order(), person)
+    return {
+        "person": person,
+        "orders": [{**asdict(e), "subscription": subs.get(e.order_id, ""),
+                    "first_seen": iso(seen[e.order_id]) if e.order_id in seen else ""}
+                   for e in Ledger(r).entries(person)],
+        "events": [asdict(e) for e in store.claims(person)],
+        "churn_index": iso(float(score)) if score is not None else "",
+    }

@@ -1,0 +1,156 @@
+"""Lifecycle events end to end: real workers, real Redis, both sandboxes over HTTP."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from typing import Any
+
+import requests
+
+from sync_tasks.commercetools_client import CommercetoolsClient
+from sync_tasks.constants import Entity, Keys, Lane, Queue
+from sync_tasks.extract import run_extract
+from sync_tasks.lifecycle import LifecycleStore
+from sync_tasks.localfleet import LocalFleet
+from sync_tasks.redis_conn import get_redis
+from sync_tasks.runs import send_backfill, wait_for_run
+from sync_tasks.settings import get_settings
+from sync_tasks.state import SyncState
+from sync_tasks.tasks import enqueue_chunk
+from sync_tasks.verify import sandbox_records
+from tests.e2e.conftest import wait_until
+
+
+def _ct() -> CommercetoolsClient:
+    return CommercetoolsClient(get_settings())
+
+
+def _backfill(entity: str) -> dict[str, Any]:
+    state = SyncState(get_redis())
+    run_id = state.start_run(entity, "backfill")
+    send_backfill(entity, None, None, run_id)
+    run = wait_for_run(state, run_id, timeout=300)
+    assert run["failed"] == 0, run
+    return run
+
+
+def _delta(entity: str) -> dict[str, Any]:
+    result = run_extract(entity, _ct(), get_redis(), get_settings(), enqueue_chunk)
+    return wait_for_run(SyncState(get_redis()), result.run_id, timeout=120)
+
+
+def _customer(email: str, store: str) -> dict[str, Any]:
+    body = {"email": email, "firstName": "Life", "lastName": "Cycle", "password": "secret-pw", "stores": [{"key": store}]}
+    return dict(_ct().request("POST", "/customers", json=body)["customer"])
+
+
+def _order(customer: dict[str, Any], state: str = "Open", **extra: Any) -> dict[str, Any]:
+    store = customer["stores"][0]["key"] if customer.get("stores") else "eu"
+    currency = {"eu": "EUR", "us": "USD"}[store]
+    body = {"orderNumber": f"LC-{uuid.uuid4().hex[:10]}", "customerId": customer["id"],
+            "customerEmail": customer["email"], "store": {"key": store}, "orderState": state,
+            "totalPrice": {"currencyCode": currency, "centAmount": 4200},
+            "lineItems": [{"variant": {"sku": "LC-SKU"}, "quantity": 1,
+                           "price": {"value": {"currencyCode": currency, "centAmount": 4200}}}], **extra}
+    return dict(_ct().request("POST", "/orders/import", json=body))
+
+
+def _contact(fleet: LocalFleet, email: str) -> dict[str, str]:
+    assert fleet.hubspot
+    found = [c for c in sandbox_records(fleet.hubspot.url, "contacts") if c["properties"].get("email") == email]
+    assert len(found) == 1, f"one contact for {email}"
+    return {"id": str(found[0]["id"]), **found[0]["properties"]}
+
+
+def _fired() -> dict[str, str]:
+    return {str(k): str(v) for k, v in get_redis().hgetall(Keys.lifecycle_fired()).items()}
+
+
+def test_backfill_then_live_orders_shared_email_and_a_cancelled_first_order(shop: LocalFleet) -> None:
+    email = f"life-{uuid.uuid4().hex[:8]}@example.com"
+    account_eu, account_us = _customer(email, "eu"), _customer(email, "us")
+    _order(account_eu, state="Cancelled")  # the first order, cancelled before it was ever synced
+    history = _order(account_us)
+    _backfill("customers")
+    _backfill("orders")  # historical: sets dates and counts, marks the events historical
+    contact = _contact(shop, email)
+    assert contact["ct_first_purchase"] == "false" and contact["ct_first_purchase_historical"] == "true"
+    assert contact["ct_first_purchase_date"] == history["createdAt"]
+    assert contact["ct_order_count"] == "1" and not contact.get("ct_repeat_purchase")
+    person = contact["id"]
+    assert [c.key for c in LifecycleStore(get_redis()).claims(person)] == ["first_purchase"]
+    _delta("orders")  # the watermark
+
+    live = _order(account_eu, custom={"type": {"key": "order-extras"}, "fields": {"subscriptionId": "sub-1"}})
+    run = _delta("orders")  # one delta cycle after the order reached commercetools
+    assert run["failed"] == 0
+    contact = _contact(shop, email)
+    assert contact["ct_repeat_purchase"] == "true" and contact["ct_repeat_purchase_historical"] == "false"
+    assert contact["ct_repeat_purchase_number"] == "2" and contact["ct_repeat_purchase_date"] == live["createdAt"]
+    assert contact["ct_first_purchase"] == "false", "the historical first purchase does not turn live"
+    claims = {c.key: c for c in LifecycleStore(get_redis()).claims(person)}
+    assert set(claims) == {"first_purchase", "repeat_purchase:2"}
+    assert not claims["repeat_purchase:2"].historical and claims["first_purchase"].historical
+
+    # Replays of everything fire nothing new.
+    before = _fired()
+    get_redis().delete(Keys.fingerprints(Entity.ORDERS.value))
+    _backfill("orders")
+    assert _fired() == before
+
+    from typer.testing import CliRunner
+
+    from sync_tasks.cli import app
+
+    out = CliRunner().invoke(app, ["lifecycle", "show", email, "--json"])
+    assert out.exit_code == 0, out.output
+    shown = json.loads(out.output)
+    assert shown["person"] == person
+    assert [o["state"] for o in shown["orders"]] == ["Cancelled", "Open", "Open"]
+    assert [(e["key"], e["at"]) for e in shown["events"]] == [
+        ("first_purchase", history["createdAt"]), ("repeat_purchase:2", live["createdAt"])]
+    table = CliRunner().invoke(app, ["lifecycle", "show", account_us["id"]], env={"COLUMNS": "250"})
+    assert table.exit_code == 0 and "repeat_purchase:2" in table.output and "historical" in table.output
+
+
+def _quiet() -> bool:
+    r = get_redis()
+    busy = sum(r.llen(q.value) for q in Queue) + r.hlen("unacked")
+    return busy == 0
+
+
+def test_concurrent_workers_fire_each_event_once(shop: LocalFleet) -> None:
+    email = f"race-{uuid.uuid4().hex[:8]}@example.com"
+    customer = _customer(email, "eu")
+    _backfill("customers")
+    ids = [_order(customer)["id"] for _ in range(3)]
+    quoted = ", ".join(f'"{i}"' for i in ids)
+    records = _ct().query("orders", where=[f"id in ({quoted})"], limit=10,
+                          expand=["paymentInfo.payments[*]"])["results"]
+    assert len(records) == 3
+    from sync_tasks.commerce_tasks import enqueue_commerce_chunk
+
+    state = SyncState(get_redis())
+    run_id = state.start_run(Entity.ORDERS.value, "delta")
+    ctx = {"entity": Entity.ORDERS.value, "run_id": run_id, "mode": "delta", "lane": Lane.LIVE.value, "force": True}
+    # The same orders pushed by 8 chains at once, over 2 worker processes of 2 slots each; then an
+    # out-of-order duplicate of the first order alone.
+    for _ in range(8):
+        enqueue_commerce_chunk(records, ctx)
+    enqueue_commerce_chunk(records[:1], ctx)
+    time.sleep(1.0)
+    wait_until(lambda: _quiet() and _quiet(), timeout=120, interval=0.5)
+    time.sleep(1.0)
+    assert _quiet()
+    person = _contact(shop, email)["id"]
+    claims = LifecycleStore(get_redis()).claims(person)
+    assert [c.key for c in claims] == ["first_purchase", "repeat_purchase:2"]
+    assert all(c.sent for c in claims)
+    assert _fired() == {"first_purchase|live": "1", "repeat_purchase|live": "1"}
+    contact = _contact(shop, email)
+    assert contact["ct_first_purchase"] == "true" and contact["ct_repeat_purchase"] == "true"
+    assert contact["ct_order_count"] == "3"
+    assert shop.ct
+    assert requests.get(f"{shop.ct.url}/_sandbox/health", timeout=10).ok
