@@ -42,7 +42,8 @@ def _delta(entity: str) -> dict[str, Any]:
 
 
 def _customer(email: str, store: str) -> dict[str, Any]:
-    body = {"email": email, "firstName": "Life", "lastName": "Cycle", "password": "secret-pw", "stores": [{"key": store}]}
+    body = {"email": email, "firstName": "Life", "lastName": "Cycle", "password": "secret-pw",
+            "stores": [{"key": store}]}
     return dict(_ct().request("POST", "/customers", json=body)["customer"])
 
 
