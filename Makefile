@@ -31,5 +31,18 @@ test: $(STAMP) lint typecheck
 chaos: $(STAMP)
 	$(PY) -m tests.chaos.run --out test-artifacts/chaos-report.json
 
+# Benchmarks (docs/benchmarks.md): sandboxes with HubSpot's real limit, real Redis (database 12, flushed),
+# real workers. Write bench/results/latest.{json,md,png}. bench-quick finishes in under 5 minutes.
+BENCH_STAMP := $(VENV)/.bench-installed
+$(BENCH_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet -e '.[test,bench]'
+	@touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
+	$(PY) -m bench $(BENCH_ARGS)
+
+bench-quick: $(BENCH_STAMP)
+	$(PY) -m bench --quick $(BENCH_ARGS)
+
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -15,7 +15,7 @@ from typing import Any
 
 from celery import chain
 
-from sync_tasks.commerce_push import associate_all, dead_letter_failed, upsert_keyed
+from sync_tasks.commerce_push import StepPusher, associate_all, dead_letter_failed, upsert_guests, upsert_keyed
 from sync_tasks.constants import PUSH_QUEUE_BY_LANE, Keys, Lane, Queue, TaskName
 from sync_tasks.errors import PermanentError, RetryableError
 from sync_tasks.extract import format_ts
@@ -69,35 +69,14 @@ def plan_carts(records: list[dict[str, Any]], people: dict[str, dict[str, Any]],
     return plan
 
 
-class CartPusher:
+class CartPusher(StepPusher):
+    steps = STEPS
+
     def __init__(self, hub: HubSpotClient, st: SyncState, run_id: str | None, task: str) -> None:
         self.hubspot, self.state, self.run_id, self.task = hub, st, run_id, task
 
-    def push(self, plan: dict[str, Any]) -> RetryableError | None:
-        for step in STEPS:
-            if step in plan["done"]:
-                continue
-            try:
-                error = getattr(self, f"_{step}")(plan)
-            except RetryableError as exc:
-                return exc
-            if error:
-                return error
-            plan["done"].append(step)
-        return None
-
     def _guests(self, plan: dict[str, Any]) -> RetryableError | None:
-        emails = sorted({c["email"] for c in plan["carts"] if c["contact"] is None})
-        if not emails:
-            return None
-        result = upsert_keyed(self.hubspot, CONTACTS, "email", [(e, {"email": e}) for e in emails])
-        self.state.save_emails(result.ids)
-        for cart in plan["carts"]:
-            if cart["contact"] is None:
-                cart["contact"] = result.ids.get(cart["email"])
-        dead_letter_failed(self.state, self.task, self.run_id, CONTACTS, result.failed,
-                           {e: {"email": "<redacted>"} for e in result.failed}, count=False)
-        return result.error
+        return upsert_guests(self.hubspot, self.state, self.task, self.run_id, plan["carts"])
 
     def _carts(self, plan: dict[str, Any]) -> RetryableError | None:
         items = [(c["id"], c["props"]) for c in plan["carts"]]

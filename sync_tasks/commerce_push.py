@@ -15,6 +15,8 @@ from sync_tasks import rejected
 from sync_tasks.batch_writer import write
 from sync_tasks.errors import ErrorDetail, RetryableError
 from sync_tasks.hubspot_client import BATCH_LIMIT, HubSpotClient, trace_id
+from sync_tasks.mapping import changed
+from sync_tasks.match import CONTACTS
 from sync_tasks.state import SyncState
 
 log = logging.getLogger(__name__)
@@ -94,10 +96,77 @@ def dead_letter_failed(state: SyncState, task: str, run_id: str | None, obj: str
                        failed: dict[str, ErrorDetail], payloads: dict[str, Any], count: bool = True) -> None:
     for key, detail in failed.items():
         log.warning("hubspot rejected %s %s: %s %s (correlationId %s)", obj, key, detail.category,
-                    detail.message[:200], detail.correlation_id)
+                    rejected.redact_text(detail.message[:200]), detail.correlation_id)
         state.dead_letter(task, [key], {"object": obj, "payload": payloads.get(key)},
                           detail.as_dict() | {"body": detail.body}, attempts=1)
         rejected.record(state.r, "hubspot", task, [key], {"object": obj, "payload": payloads.get(key)}, detail,
                         entity=obj)
         if count:
             state.count(run_id, failed=1)
+
+
+def update_by_id(hubspot: HubSpotClient, state: SyncState, obj: str, values: dict[str, dict[str, str]], task: str,
+                 run_id: str | None, only_changed: bool = True) -> RetryableError | None:
+    """Batch-update HubSpot records by id. With `only_changed`, send only what differs from the values
+    the sync last wrote (and remember what it writes). Rejections are dead-lettered; the error that
+    needs a retry is returned (all of it may be sent again: these writes are idempotent)."""
+    written = state.written(obj, sorted(values)) if only_changed else {}
+    updates = [(i, d) for i, v in sorted(values.items()) if (d := changed(v, written.get(i, {})) if only_changed
+                                                              else v)]
+    for start in range(0, len(updates), BATCH_LIMIT):
+        part = updates[start:start + BATCH_LIMIT]
+        traces = {trace_id(): (i, v) for i, v in part}
+        by_id = {i: t for t, (i, _) in traces.items()}
+        out = write(lambda xs: hubspot.batch_update(obj, xs),
+                    [{"id": i, "properties": v, "objectWriteTraceId": t} for t, (i, v) in traces.items()],
+                    _trace_by_id(by_id))
+        if only_changed:
+            for trace in out.results:
+                hs_id, props = traces[trace]
+                state.save_written(obj, hs_id, props)
+        dead_letter_failed(state, task, run_id, obj, {traces[t][0]: d for t, d in out.failed.items()}, dict(part),
+                           count=False)
+        if out.retry:
+            return out.retry_error or RetryableError(f"hubspot: {obj} updates to retry")
+    return None
+
+
+def _trace_by_id(traces: dict[str, str]) -> Callable[[dict[str, Any]], str | None]:
+    return lambda result: traces.get(str(result.get("id")))
+
+
+def upsert_guests(hubspot: HubSpotClient, state: SyncState, task: str, run_id: str | None,
+                  records: list[dict[str, Any]]) -> RetryableError | None:
+    """Orders and carts of people with no contact yet: match or create one by e-mail (upsert on
+    e-mail), and fill in each record's `contact`."""
+    emails = sorted({r["email"] for r in records if r["contact"] is None and r["email"]})
+    if not emails:
+        return None
+    result = upsert_keyed(hubspot, CONTACTS, "email", [(e, {"email": e}) for e in emails])
+    state.save_emails(result.ids)
+    for record in records:
+        if record["contact"] is None and record["email"] in result.ids:
+            record["contact"] = result.ids[record["email"]]
+    dead_letter_failed(state, task, run_id, CONTACTS, result.failed,
+                       {e: {"email": "<redacted>"} for e in result.failed}, count=False)
+    return result.error
+
+
+class StepPusher:
+    """Runs a plan's write steps in order (`_<step>` methods), marking each done in the plan, so a
+    retried task resumes at the first step not done."""
+
+    steps: tuple[str, ...] = ()
+
+    def push(self, plan: dict[str, Any]) -> RetryableError | None:
+        for step in self.steps:
+            if step in plan["done"]:
+                continue
+            try:
+                error = getattr(self, f"_{step}")(plan)
+            except RetryableError as exc:
+                return exc
+            if error:
+                return error
+            plan["done"].append(step)
+        return None

@@ -2,7 +2,7 @@
 log (a Redis stream) of every edit the sync overwrote or kept, with both values and the rule applied.
 
 One batch read per chunk, only for the contacts an update touches and only for the properties a
-policy needs (`ownership.needs_read`); property history only for `most_recent` properties. A conflict
+policy needs (`ownership.needs_read`), with their property history (when and by what each was set). A conflict
 is recorded once per contact, property and pair of values, not again on every later sync.
 """
 
@@ -17,7 +17,7 @@ from typing import Any, Protocol
 from sync_tasks.constants import Keys
 from sync_tasks.errors import json_dumps
 from sync_tasks.mapping_file import ObjectSection
-from sync_tasks.ownership import Conflict, HubSpotValue, history_fields, needs_read
+from sync_tasks.ownership import Conflict, HubSpotValue, needs_read
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +115,9 @@ def hubspot_view(reader: Poster | None, section: ObjectSection, hs_ids: list[str
     wanted = needs_read(section, always)
     if reader is None or not wanted or not hs_ids:
         return None
-    return read_hubspot(reader, hs_ids[:BATCH_LIMIT], wanted, history_fields(section))
+    # History for each (same call): most_recent needs its time, and every conflict records when and by
+    # what (CRM_UI, WORKFLOW, …) HubSpot's value was set.
+    return read_hubspot(reader, hs_ids[:BATCH_LIMIT], wanted, wanted)
 
 
 def record_all(r: Any, hs_id: str, record_ids: list[str], found: list[Conflict], task: str = "") -> None:

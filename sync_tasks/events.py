@@ -19,10 +19,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sync_tasks import custom_events
-from sync_tasks.batch_writer import write
+from sync_tasks.commerce_push import update_by_id
 from sync_tasks.constants import PUSH_QUEUE_BY_LANE, Keys, Lane, Queue, TaskName
 from sync_tasks.errors import PermanentError, RetryableError
-from sync_tasks.hubspot_client import HubSpotClient, trace_id
+from sync_tasks.hubspot_client import HubSpotClient
 from sync_tasks.match import CONTACTS
 from sync_tasks.orders import ORDERS
 from sync_tasks.settings import EventTarget, Settings, get_settings
@@ -131,19 +131,9 @@ def plan_events(messages: list[dict[str, Any]], st: SyncState, settings: Setting
 def push_events(plan: EventPlan, hub: HubSpotClient, st: SyncState, task: str) -> None:
     """Write the plan; raises RetryableError to retry all of it (every write here is idempotent)."""
     for obj, updates in ((ORDERS, plan.order_props), (CONTACTS, plan.contact_props)):
-        items = sorted(updates.items())
-        for i in range(0, len(items), 100):
-            traces = {trace_id(): (hs_id, props) for hs_id, props in items[i:i + 100]}
-            by_id = {hs_id: t for t, (hs_id, _) in traces.items()}
-            out = write(lambda xs, obj=obj: hub.batch_update(obj, xs),  # type: ignore[misc]
-                        [{"id": h, "properties": p, "objectWriteTraceId": t} for t, (h, p) in traces.items()],
-                        lambda res, by_id=by_id: by_id.get(str(res.get("id"))))  # type: ignore[misc]
-            if out.retry:
-                raise out.retry_error or RetryableError("hubspot: event properties to retry")
-            for trace, detail in out.failed.items():
-                hs_id = traces[trace][0]
-                st.dead_letter(task, [hs_id], {"object": obj, "properties": traces[trace][1]},
-                               detail.as_dict() | {"body": detail.body}, attempts=1)
+        error = update_by_id(hub, st, obj, updates, task, None, only_changed=False)
+        if error:
+            raise error
     if plan.occurrences:
         custom_events.send(hub, plan.occurrences)
     raise_seq = st.r.register_script(_RAISE)

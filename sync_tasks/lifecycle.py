@@ -12,7 +12,6 @@ unsent re-sends it until it is marked sent — a crash between claim and write i
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 from dataclasses import asdict, dataclass, field
@@ -20,13 +19,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sync_tasks import custom_events
-from sync_tasks.batch_writer import write
-from sync_tasks.commerce_push import dead_letter_failed
+from sync_tasks.commerce_push import update_by_id
 from sync_tasks.constants import Keys
 from sync_tasks.errors import RetryableError
-from sync_tasks.hubspot_client import HubSpotClient, trace_id
+from sync_tasks.hubspot_client import HubSpotClient
 from sync_tasks.ledger import CANCELLED, Ledger, LedgerEntry
-from sync_tasks.mapping import changed
 from sync_tasks.match import CONTACTS
 from sync_tasks.settings import CHURN_RISK, FIRST_PURCHASE, REPEAT_PURCHASE, SUBSCRIPTION_MILESTONE, Settings
 from sync_tasks.state import SyncState
@@ -324,23 +321,8 @@ def send_pending(hubspot: HubSpotClient, state: SyncState, settings: Settings, p
 
 def write_properties(hubspot: HubSpotClient, state: SyncState, values: dict[str, dict[str, str]], task: str,
                      run_id: str | None) -> RetryableError | None:
-    written = state.written(CONTACTS, sorted(values))
-    updates = [(p, d) for p, v in sorted(values.items()) if (d := changed(v, written.get(p, {})))]
-    for i in range(0, len(updates), 100):
-        part = updates[i:i + 100]
-        traces = {trace_id(): (p, v) for p, v in part}
-        by_id = {p: t for t, (p, _) in traces.items()}
-        out = write(lambda xs: hubspot.batch_update(CONTACTS, xs),
-                    [{"id": p, "properties": v, "objectWriteTraceId": t} for t, (p, v) in traces.items()],
-                    functools.partial(_trace_of_result, by_id))
-        for trace in out.results:
-            person, props = traces[trace]
-            state.save_written(CONTACTS, person, props)
-        dead_letter_failed(state, task, run_id, CONTACTS, {traces[t][0]: d for t, d in out.failed.items()},
-                           dict(part), count=False)
-        if out.retry:
-            return out.retry_error or RetryableError("hubspot: lifecycle properties to retry")
-    return None
+    return update_by_id(hubspot, state, CONTACTS, values, task, run_id)
+
 
 
 def _trace_of_result(by_id: dict[str, str], result: dict[str, Any]) -> str | None:

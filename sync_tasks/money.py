@@ -1,27 +1,25 @@
-"""commercetools Money → exact decimals. Never floats: JPY has 0 fraction digits, high-precision
-prices carry up to 20."""
+"""commercetools Money → exact decimals, for the commerce mappings. Never floats: JPY has 0 fraction
+digits, high-precision prices carry up to 20. The arithmetic lives in `transforms` (shared with the
+mapping file's money transform); here malformed money reads as absent instead of rejecting."""
 
 from __future__ import annotations
 
 from decimal import Decimal
 from typing import Any
 
+from sync_tasks.transforms import Rejected, decimal_text, money_amount
+
 
 def to_decimal(money: dict[str, Any] | None) -> Decimal | None:
-    """centAmount / 10**fractionDigits, or preciseAmount for highPrecision money."""
-    if not money:
+    try:
+        return money_amount(money)
+    except Rejected:
         return None
-    digits = int(money.get("fractionDigits", 2))
-    if money.get("type") == "highPrecision" and money.get("preciseAmount") is not None:
-        return Decimal(int(money["preciseAmount"])).scaleb(-digits)
-    return Decimal(int(money.get("centAmount", 0))).scaleb(-digits)
 
 
 def as_text(value: Decimal | None) -> str:
     """HubSpot number properties take plain decimal strings (no exponent)."""
-    if value is None:
-        return ""
-    return format(value.normalize(), "f") if value != 0 else "0"
+    return decimal_text(value) or ""
 
 
 def text(money: dict[str, Any] | None) -> str:

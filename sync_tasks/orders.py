@@ -8,19 +8,24 @@ customer sync later finds that contact by e-mail too, so both converge on one co
 
 from __future__ import annotations
 
-import functools
 import logging
 from typing import Any
 
-from sync_tasks.batch_writer import write
-from sync_tasks.commerce_push import associate_all, dead_letter_failed, upsert_keyed
+from sync_tasks.commerce_push import (
+    StepPusher,
+    associate_all,
+    dead_letter_failed,
+    update_by_id,
+    upsert_guests,
+    upsert_keyed,
+)
 from sync_tasks.commerce_schema import PipelineInfo, stage_for
 from sync_tasks.constants import Keys
 from sync_tasks.errors import RetryableError
-from sync_tasks.hubspot_client import HubSpotClient, trace_id
+from sync_tasks.hubspot_client import HubSpotClient
 from sync_tasks.ledger import Ledger, LedgerEntry, rollups
 from sync_tasks.lifecycle import on_recorded, subscription_of
-from sync_tasks.mapping import changed, fingerprint, normalize_email
+from sync_tasks.mapping import fingerprint, normalize_email
 from sync_tasks.match import CONTACTS
 from sync_tasks.money import text as money_text
 from sync_tasks.order_mapping import LINE_ITEM_ID_PROPERTY, ORDER_ID_PROPERTY, map_line_items, map_order
@@ -98,7 +103,9 @@ def plan_orders(records: list[dict[str, Any]], people: dict[str, dict[str, Any]]
 
 
 # -- push ---------------------------------------------------------------------------------------------
-class OrderPusher:
+class OrderPusher(StepPusher):
+    steps = STEPS
+
     def __init__(self, hubspot: HubSpotClient, state: SyncState, settings: Settings, run_id: str | None,
                  task: str, mode: str = "delta") -> None:
         self.hubspot = hubspot
@@ -108,32 +115,8 @@ class OrderPusher:
         self.run_id = run_id
         self.task = task
 
-    def push(self, plan: dict[str, Any]) -> RetryableError | None:
-        """Run the steps not done yet; mark each done. Returns the error that stopped the rest."""
-        for step in STEPS:
-            if step in plan["done"]:
-                continue
-            try:
-                error = getattr(self, f"_{step}")(plan)
-            except RetryableError as exc:
-                return exc
-            if error:
-                return error
-            plan["done"].append(step)
-        return None
-
     def _guests(self, plan: dict[str, Any]) -> RetryableError | None:
-        emails = sorted({o["email"] for o in plan["orders"] if o["contact"] is None and o["email"]})
-        if not emails:
-            return None
-        result = upsert_keyed(self.hubspot, CONTACTS, "email", [(e, {"email": e}) for e in emails])
-        self.state.save_emails(result.ids)
-        for order in plan["orders"]:
-            if order["contact"] is None and order["email"] in result.ids:
-                order["contact"] = result.ids[order["email"]]
-        dead_letter_failed(self.state, self.task, self.run_id, CONTACTS, result.failed,
-                           {e: {"email": "<redacted>"} for e in result.failed}, count=False)
-        return result.error
+        return upsert_guests(self.hubspot, self.state, self.task, self.run_id, plan["orders"])
 
     def _products(self, plan: dict[str, Any]) -> RetryableError | None:
         """PRODUCTS_BY_SKU: one HubSpot product per SKU (HubSpot has no variants), linked from line items."""
@@ -257,32 +240,6 @@ def deal_properties(order: dict[str, Any], settings: Settings) -> dict[str, str]
 def update_rollups(hubspot: HubSpotClient, state: SyncState, settings: Settings, people: list[str],
                    task: str, run_id: str | None) -> RetryableError | None:
     """Recompute rollups from each person's ledger; write only what changed."""
-    if not people:
-        return None
     ledger = Ledger(state.r)
-    written = state.written(CONTACTS, people)
-    updates = []
-    for person in people:
-        values = rollups(ledger.entries(person), settings.reporting_currency, settings.exchange_rates)
-        diff = changed(values, written.get(person, {}))
-        if diff:
-            updates.append((person, diff))
-    for i in range(0, len(updates), 100):
-        part = updates[i:i + 100]
-        traces = {trace_id(): (p, v) for p, v in part}
-        by_id = {p: t for t, (p, _) in traces.items()}
-        out = write(lambda xs: hubspot.batch_update(CONTACTS, xs),
-                    [{"id": p, "properties": v, "objectWriteTraceId": t} for t, (p, v) in traces.items()],
-                    functools.partial(_trace_of_result, by_id))
-        for trace in out.results:
-            person, values = traces[trace]
-            state.save_written(CONTACTS, person, values)
-        dead_letter_failed(state, task, run_id, CONTACTS, {traces[t][0]: d for t, d in out.failed.items()},
-                           {p: v for p, v in part}, count=False)
-        if out.retry:
-            return out.retry_error or RetryableError("hubspot: rollups to retry")
-    return None
-
-
-def _trace_of_result(by_id: dict[str, str], result: dict[str, Any]) -> str | None:
-    return by_id.get(str(result.get("id")))
+    values = {p: rollups(ledger.entries(p), settings.reporting_currency, settings.exchange_rates) for p in people}
+    return update_by_id(hubspot, state, CONTACTS, values, task, run_id)

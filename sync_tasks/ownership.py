@@ -106,8 +106,8 @@ def writeback_actions(spec: PropertySpec, value: str, customer: dict[str, Any]) 
         return [{"action": "changeAddress", "addressId": address["id"], "address": changed}]
     if source.startswith(CUSTOM_PREFIX):
         name = source[len(CUSTOM_PREFIX):]
-        if not isinstance(customer.get("custom"), dict):
-            raise WriteBackError(f"customer {customer.get('id')} has no custom type for field {name!r}")
+        # Sent even without a custom type on the customer: commercetools' refusal is the authority,
+        # and it lands in the rejected-update log with its response.
         action: dict[str, Any] = {"action": "setCustomField", "name": name}
         if not empty:
             action["value"] = _custom_value(spec, value)
@@ -187,12 +187,6 @@ def needs_read(section: ObjectSection, always: bool) -> list[str]:
     it) and, with `always`, commercetools-owned ones too (to record overwritten edits)."""
     return sorted(name for name in section.properties
                   if section.owner_of(name) == "shared" or (always and section.owner_of(name) == "commercetools"))
-
-
-def history_fields(section: ObjectSection) -> list[str]:
-    """Shared `most_recent` properties: the only ones whose HubSpot timestamp matters."""
-    return sorted(n for n in section.properties if section.owner_of(n) == "shared"
-                  and section.policy_of(n) == "most_recent")
 
 
 def _newer(ct_modified: str | None, hs_modified: str | None) -> bool:

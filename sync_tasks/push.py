@@ -142,7 +142,8 @@ class ContactPusher:
         for trace, detail in out.failed.items():
             entry = by_trace[trace]
             log.warning("hubspot rejected contact write for records %s: %s %s (correlationId %s)",
-                        entry["record_ids"], detail.category, detail.message[:200], detail.correlation_id)
+                        entry["record_ids"], detail.category, rejected.redact_text(detail.message[:200]),
+                        detail.correlation_id)
             self.state.dead_letter(self.task, entry["record_ids"], {"properties": entry["properties"],
                                    "hs_id": entry.get("hs_id"), "key": entry.get("key")}, detail.as_record(),
                                    attempts=self.attempts, first_failure=self.first_failure)

@@ -105,3 +105,37 @@ def wait_until(predicate: Any, timeout: float = 60.0, interval: float = 0.2) -> 
             return value
         time.sleep(interval)
     raise TimeoutError("condition not met in time")
+
+
+# -- helpers the end-to-end tests share -------------------------------------------------------------
+def ct_client() -> Any:
+    from sync_tasks.commercetools_client import CommercetoolsClient
+    from sync_tasks.settings import get_settings
+
+    return CommercetoolsClient(get_settings())
+
+
+def backfill(entity: str = "customers") -> dict[str, Any]:
+    """A backfill sent to the workers, as an operator sends it, then waited for."""
+    from sync_tasks.redis_conn import get_redis
+    from sync_tasks.runs import send_backfill, wait_for_run
+    from sync_tasks.state import SyncState
+
+    state = SyncState(get_redis())
+    run_id = state.start_run(entity, "backfill")
+    send_backfill(entity, None, None, run_id)
+    return wait_for_run(state, run_id, timeout=300)
+
+
+def delta(entity: str = "customers") -> dict[str, Any]:
+    """One delta extraction run here with the real enqueue (the chains run on the workers), waited for."""
+    from sync_tasks.extract import run_extract
+    from sync_tasks.redis_conn import get_redis
+    from sync_tasks.runs import wait_for_run
+    from sync_tasks.settings import get_settings
+    from sync_tasks.state import SyncState
+    from sync_tasks.tasks import enqueue_chunk
+
+    result = run_extract(entity, ct_client(), get_redis(), get_settings(), enqueue_chunk)
+    run = wait_for_run(SyncState(get_redis()), result.run_id, timeout=120)
+    return dict(run, run_id=result.run_id, watermark=result.watermark_after)

@@ -9,35 +9,19 @@ from typing import Any
 import requests
 
 from sync_tasks.carts import sweep_abandoned
-from sync_tasks.commercetools_client import CommercetoolsClient
 from sync_tasks.constants import Keys
-from sync_tasks.extract import run_extract
 from sync_tasks.localfleet import LocalFleet
 from sync_tasks.mapping import normalize_email
 from sync_tasks.pagination import KeysetPaginator
 from sync_tasks.redis_conn import get_redis
-from sync_tasks.runs import send_backfill, wait_for_run
+from sync_tasks.runs import wait_for_run
 from sync_tasks.settings import get_settings
 from sync_tasks.state import SyncState
-from sync_tasks.tasks import enqueue_chunk
 from sync_tasks.verify import sandbox_records
+from tests.e2e.conftest import backfill as _backfill
+from tests.e2e.conftest import ct_client as _ct
+from tests.e2e.conftest import delta as _delta
 from tests.e2e.conftest import wait_until
-
-
-def _ct() -> CommercetoolsClient:
-    return CommercetoolsClient(get_settings())
-
-
-def _backfill(entity: str) -> dict[str, Any]:
-    state = SyncState(get_redis())
-    run_id = state.start_run(entity, "backfill")
-    send_backfill(entity, None, None, run_id)
-    return wait_for_run(state, run_id, timeout=300)
-
-
-def _delta(entity: str) -> dict[str, Any]:
-    result = run_extract(entity, _ct(), get_redis(), get_settings(), enqueue_chunk)
-    return dict(wait_for_run(SyncState(get_redis()), result.run_id, timeout=120), run_id=result.run_id)
 
 
 def _all(resource: str) -> list[dict[str, Any]]:

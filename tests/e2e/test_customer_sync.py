@@ -7,40 +7,24 @@ from typing import Any
 
 import requests
 
-from sync_tasks.commercetools_client import CommercetoolsClient
 from sync_tasks.constants import Keys
 from sync_tasks.extract import run_extract
 from sync_tasks.localfleet import LocalFleet
 from sync_tasks.mapping import normalize_email
 from sync_tasks.redis_conn import get_redis
-from sync_tasks.runs import send_backfill, wait_for_run
+from sync_tasks.runs import wait_for_run
 from sync_tasks.settings import get_settings
 from sync_tasks.state import SyncState
 from sync_tasks.tasks import enqueue_chunk
 from sync_tasks.verify import all_customers, sandbox_records, verify_contacts
+from tests.e2e.conftest import backfill as _backfill
+from tests.e2e.conftest import ct_client as _ct
+from tests.e2e.conftest import delta as _delta
 from tests.e2e.conftest import hubspot_requests, write_calls
 
 
 def _state() -> SyncState:
     return SyncState(get_redis())
-
-
-def _ct() -> CommercetoolsClient:
-    return CommercetoolsClient(get_settings())
-
-
-def _backfill() -> dict[str, Any]:
-    state = _state()
-    run_id = state.start_run("customers", "backfill")
-    send_backfill("customers", None, None, run_id)
-    return wait_for_run(state, run_id, timeout=240)
-
-
-def _delta() -> dict[str, Any]:
-    """One delta extraction, run here with the real enqueue, then waited for."""
-    result = run_extract("customers", _ct(), get_redis(), get_settings(), enqueue_chunk)
-    run = wait_for_run(_state(), result.run_id, timeout=120)
-    return dict(run, run_id=result.run_id, watermark=result.watermark_after)
 
 
 def _verify(fleet: LocalFleet) -> None:

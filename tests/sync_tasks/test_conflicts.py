@@ -58,13 +58,13 @@ SECTION = ObjectSection.model_validate({
                    "lastname": {"source": "lastName", "owner": "shared", "policy": "most_recent"}}})
 
 
-def test_one_batch_read_with_history_only_for_most_recent_properties() -> None:
+def test_one_batch_read_of_the_shared_properties_with_their_history() -> None:
     poster = Poster()
     view = conflicts.hubspot_view(poster, SECTION, ["101", "102"], always=False)
     [(path, body)] = poster.bodies
     assert path == "/crm/v3/objects/contacts/batch/read"
     assert body == {"inputs": [{"id": "101"}, {"id": "102"}], "properties": ["firstname", "lastname"],
-                    "propertiesWithHistory": ["lastname"]}
+                    "propertiesWithHistory": ["firstname", "lastname"]}
     assert view == {"101": {"firstname": HubSpotValue("Annie"),
                             "lastname": HubSpotValue("Mayer", "2026-05-01T11:00:00.000Z", "CRM_UI")}}
 

@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import pytest
 
-from sync_tasks.mapping_file import MappingError, ObjectSection, PropertySpec, parse_mapping
-from sync_tasks.mapping_file import DEFAULT_MAPPING
+from sync_tasks.mapping_file import DEFAULT_MAPPING, MappingError, ObjectSection, PropertySpec, parse_mapping
 from sync_tasks.ownership import (
     KEPT,
     OVERWRITTEN,
     HubSpotValue,
     WriteBackError,
-    history_fields,
     needs_read,
     same,
     settle,
@@ -111,7 +109,6 @@ def test_a_hubspot_value_equal_to_the_new_one_needs_no_write_and_is_no_conflict(
 def test_reads_are_needed_only_for_shared_properties_unless_always() -> None:
     assert needs_read(SECTION, always=False) == ["company", "firstname", "jobtitle", "lastname"]
     assert "city" in needs_read(SECTION, always=True) and "phone" not in needs_read(SECTION, always=True)
-    assert history_fields(SECTION) == ["lastname"]
 
 
 def test_values_compare_as_hubspot_stores_them() -> None:
@@ -140,8 +137,9 @@ def test_write_back_actions_per_target() -> None:
 
 def test_write_back_without_a_target_names_the_customer_and_field() -> None:
     newsletter = PropertySpec(transform="boolean", source="custom.fields.newsletter", write_back=True)
-    with pytest.raises(WriteBackError, match="customer c2 has no custom type for field 'newsletter'"):
-        writeback_actions(newsletter, "true", {"id": "c2", "version": 1})
+    phone = PropertySpec(transform="address", part="phone", write_back=True)
+    with pytest.raises(WriteBackError, match="customer c2 has no shipping address for phone"):
+        writeback_actions(phone, "+49 2", {"id": "c2", "version": 1})
     with pytest.raises(WriteBackError, match="not a boolean"):
         writeback_actions(newsletter, "maybe", CUSTOMER)
 
@@ -149,9 +147,9 @@ def test_write_back_without_a_target_names_the_customer_and_field() -> None:
 # -- the mapping file ---------------------------------------------------------------------------------
 def _with_contact(props: str, defaults: str = "") -> str:
     text = DEFAULT_MAPPING.read_text()
-    return text.replace('id_property = "ct_customer_id"   # unique; `email` is written by the sync itself\n',
-                        f'id_property = "ct_customer_id"\n{defaults}', 1).replace(
-        "[contact.properties]\n", f"[contact.properties]\n{props}", 1)
+    if defaults:
+        text = text.replace('default_owner = "commercetools"\ndefault_policy = "commercetools_wins"\n', defaults, 1)
+    return text.replace("[contact.properties]\n", f"[contact.properties]\n{props}", 1)
 
 
 def test_the_default_mapping_keeps_every_property_commercetools_owned() -> None:

@@ -1,0 +1,1 @@
+"""Benchmarks of ctsync against the sandboxes (`make bench`, `make bench-quick`); see docs/benchmarks.md."""
