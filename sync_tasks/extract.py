@@ -98,11 +98,22 @@ def run_extract(entity: str, ct: CommercetoolsClient, r: redis.Redis, settings: 
         if backfill:
             raw = r.get(Keys.backfill_cursor(run_id))
             cursor = Cursor.from_dict(json.loads(raw)) if raw else None
+            # The first backfill starts delta sync: changes from now on are the deltas' (a change the
+            # backfill also reads is merely written twice); nothing before now is left to them.
+            r.set(Keys.watermark(entity), format_ts(dt.datetime.now(dt.UTC)), nx=True)
         else:
             wm = r.get(Keys.watermark(entity))
             result.watermark_before = str(wm) if wm else None
-            if wm:
-                since = format_ts(parse_ts(str(wm)) - dt.timedelta(seconds=settings.extract_overlap_seconds))
+            if not wm:
+                # No backfill yet: delta sync starts now. History is an initial load: `ctsync backfill`.
+                start = format_ts(dt.datetime.now(dt.UTC) - dt.timedelta(seconds=settings.extract_overlap_seconds))
+                r.set(Keys.watermark(entity), start, nx=True)
+                log.info("extract %s: no watermark; delta sync starts at %s (run a backfill for history)",
+                         entity, start)
+                state.finish_extract(run_id)
+                result.watermark_after = start
+                return result
+            since = format_ts(parse_ts(str(wm)) - dt.timedelta(seconds=settings.extract_overlap_seconds))
         filters = FILTERS.get(entity, []) + store_filter(store, entity)
         if entity == "customers" and not store and settings.sync_stores:
             # SYNC_STORES: read only those stores' customers (the map step filters channels).

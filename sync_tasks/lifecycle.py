@@ -295,9 +295,11 @@ def occurrence(person: str, event: LifecycleEvent, name: str) -> dict[str, Any]:
 
 
 def send_pending(hubspot: HubSpotClient, state: SyncState, settings: Settings, people: list[str],
-                 task: str, run_id: str | None) -> tuple[int, RetryableError | None]:
+                 task: str, run_id: str | None,
+                 extra: dict[str, dict[str, str]] | None = None) -> tuple[int, RetryableError | None]:
     """Write the people's lifecycle properties (only what changed) and send their unsent custom events;
-    then mark those claims sent. Historical events set properties but send no custom event."""
+    then mark those claims sent. Historical events set properties but send no custom event. `extra`
+    holds other contact properties (the order rollups) to send in the same batch update."""
     store = LifecycleStore(state.r)
     ledger = Ledger(state.r)
     unsent: dict[str, list[LifecycleEvent]] = {}
@@ -305,7 +307,8 @@ def send_pending(hubspot: HubSpotClient, state: SyncState, settings: Settings, p
     for person in people:
         claims = store.claims(person)
         unsent[person] = [c for c in claims if not c.sent]
-        values[person] = contact_properties(claims, ledger.entries(person), settings)
+        values[person] = {**(extra or {}).get(person, {}), **contact_properties(claims, ledger.entries(person),
+                                                                                settings)}
     if settings.lifecycle_custom_events:
         occurrences = [occurrence(p, e, event_name(hubspot, state.r, settings, e.kind))
                        for p, events in unsent.items() for e in events if not e.historical]
@@ -324,15 +327,10 @@ def write_properties(hubspot: HubSpotClient, state: SyncState, values: dict[str,
     return update_by_id(hubspot, state, CONTACTS, values, task, run_id)
 
 
-
-def _trace_of_result(by_id: dict[str, str], result: dict[str, Any]) -> str | None:
-    return by_id.get(str(result.get("id")))
-
-
 # -- entry points ----------------------------------------------------------------------------------------
 def on_recorded(hubspot: HubSpotClient, state: SyncState, settings: Settings, people: dict[str, list[str]],
                 subscriptions: dict[str, str], mode: str, task: str, run_id: str | None,
-                now: float | None = None) -> LifecycleResult:
+                now: float | None = None, extra: dict[str, dict[str, str]] | None = None) -> LifecycleResult:
     """After the ledger recorded orders: person → the order ids just recorded. Claims the events the
     ledger now implies, then sends whatever of the people's events is unsent (new or left by a crash)."""
     now = datetime.now(UTC).timestamp() if now is None else now
@@ -348,7 +346,7 @@ def on_recorded(hubspot: HubSpotClient, state: SyncState, settings: Settings, pe
             result.fired.append((person, event))
             log.info("lifecycle %s fired for contact %s (%s, order %s)", event.key, person,
                      "historical" if event.historical else "live", event.order_id)
-    result.sent, result.error = send_pending(hubspot, state, settings, sorted(people), task, run_id)
+    result.sent, result.error = send_pending(hubspot, state, settings, sorted(people), task, run_id, extra)
     return result
 
 

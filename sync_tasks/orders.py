@@ -15,7 +15,6 @@ from sync_tasks.commerce_push import (
     StepPusher,
     associate_all,
     dead_letter_failed,
-    update_by_id,
     upsert_guests,
     upsert_keyed,
 )
@@ -204,14 +203,16 @@ class OrderPusher(StepPusher):
                 people.setdefault(order["contact"], []).append(LedgerEntry(**order["ledger"]))
         for person, entries in people.items():
             ledger.record(person, entries)
-        fired = on_recorded(self.hubspot, self.state, self.settings,
-                            {p: [e.order_id for e in es] for p, es in people.items()},
-                            {o["id"]: o.get("subscription", "") for o in plan["orders"]}, self.mode, self.task,
-                            self.run_id).error
-        self.state.r.hset(Keys.index("order-person"), mapping={o["id"]: o["contact"] for o in plan["orders"]
-                                                               if o["contact"]}) if people else None
-        return update_rollups(self.hubspot, self.state, self.settings, sorted(people), self.task, self.run_id) \
-            or fired
+        if people:
+            self.state.r.hset(Keys.index("order-person"), mapping={o["id"]: o["contact"] for o in plan["orders"]
+                                                                   if o["contact"]})
+        # Rollups and lifecycle properties go to HubSpot in one batch update per chunk.
+        rollup_values = {p: rollups(ledger.entries(p), self.settings.reporting_currency, self.settings.exchange_rates)
+                         for p in people}
+        return on_recorded(self.hubspot, self.state, self.settings,
+                           {p: [e.order_id for e in es] for p, es in people.items()},
+                           {o["id"]: o.get("subscription", "") for o in plan["orders"]}, self.mode, self.task,
+                           self.run_id, extra=rollup_values).error
 
     def _finish(self, plan: dict[str, Any]) -> RetryableError | None:
         orders = plan["orders"]
@@ -237,9 +238,3 @@ def deal_properties(order: dict[str, Any], settings: Settings) -> dict[str, str]
             "dealstage": settings.deal_stage, "closedate": props.get("hs_external_created_date", "")}
 
 
-def update_rollups(hubspot: HubSpotClient, state: SyncState, settings: Settings, people: list[str],
-                   task: str, run_id: str | None) -> RetryableError | None:
-    """Recompute rollups from each person's ledger; write only what changed."""
-    ledger = Ledger(state.r)
-    values = {p: rollups(ledger.entries(p), settings.reporting_currency, settings.exchange_rates) for p in people}
-    return update_by_id(hubspot, state, CONTACTS, values, task, run_id)

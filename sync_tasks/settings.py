@@ -83,7 +83,7 @@ class Settings(BaseSettings):
     dlq_maxlen: int = Field(100_000, ge=100, description="dead-letter entries kept (oldest trimmed)")
 
     # Orders, carts and events
-    order_chunk_size: int = Field(30, ge=1, le=100, description="orders per chain (their line items share batches)")
+    order_chunk_size: int = Field(100, ge=1, le=100, description="orders (or carts) per chain")
     order_stage_rules: list[str] = Field(
         default_factory=lambda: ["orderState=Cancelled->Cancelled", "paymentState=CreditOwed->Refunded",
                                  "orderState=Complete->Complete", "paymentState=Paid->Paid",

@@ -63,7 +63,7 @@ class SyncTask(Task):
     # Redis itself unreachable (restart, failover): not the task's fault; retried without counting.
     autoretry_for = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
     retry_backoff = 2
-    retry_backoff_max = 30
+    retry_backoff_max = 10  # below MAX_COUNTDOWN even at the smallest visibility timeout (20 s)
     retry_jitter = True
 
     def defer(self, exc: SyncError, args: tuple[Any, ...], errors: int, run_id: str | None,

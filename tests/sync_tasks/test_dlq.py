@@ -205,3 +205,54 @@ def test_replay_racing_its_original_creates_one_record(hubspot: HubSpotClient, h
     assert not errors
     count = requests.get(f"{hubspot_url}/_sandbox/objects/contacts/count", timeout=10).json()
     assert count["active"] == 1
+
+
+# -- the `ctsync dlq` commands ----------------------------------------------------------------------
+@pytest.fixture
+def cli_env(redis_client: redis.Redis, monkeypatch: pytest.MonkeyPatch) -> Iterator[SyncState]:
+    from sync_tasks.redis_conn import get_redis
+    from sync_tasks.redis_conn import redis_url as current_url
+    from sync_tasks.settings import get_settings
+    from tests.conftest import UNIT_DB, redis_url
+
+    monkeypatch.setenv("REDIS_URL", redis_url(UNIT_DB))
+    for cache in (get_settings, current_url, get_redis):
+        cache.cache_clear()
+    yield SyncState(redis_client)
+    for cache in (get_settings, current_url, get_redis):
+        cache.cache_clear()
+
+
+def test_cli_lists_shows_and_purges(cli_env: SyncState) -> None:
+    import json as json_
+
+    from typer.testing import CliRunner
+
+    from sync_tasks.cli import app
+
+    runner = CliRunner()
+    entry_id = _letter(cli_env, ["c1"])
+    _letter(cli_env, ["c2"], kind="exhausted")
+    listed = runner.invoke(app, ["dlq", "list", "--json", "--kind", "exhausted"])
+    assert listed.exit_code == 0, listed.output
+    body = json_.loads(listed.output)
+    assert body["size"] == 2 and [e["kind"] for e in body["entries"]] == ["exhausted"]
+    shown = runner.invoke(app, ["dlq", "show", entry_id])
+    assert shown.exit_code == 0 and json_.loads(shown.output)["payload"] == {"properties": {"email": "a@b.co"}}
+    assert runner.invoke(app, ["dlq", "show", "0-1"]).exit_code == 1
+    assert runner.invoke(app, ["dlq", "list", "--kind", "sometimes"]).exit_code == 2
+    assert runner.invoke(app, ["dlq", "replay"]).exit_code == 2  # nothing named: refuses
+    purged = runner.invoke(app, ["dlq", "purge", entry_id, "--yes"])
+    assert purged.exit_code == 0 and json_.loads(purged.output) == {"purged": 1}
+    assert DeadLetters(cli_env.r).size() == 1
+
+
+def test_cli_replay_keeps_an_entry_it_cannot_replay(cli_env: SyncState) -> None:
+    from typer.testing import CliRunner
+
+    from sync_tasks.cli import app
+
+    entry_id = _letter(cli_env, ["o1"], entity="orders-unknown")
+    result = CliRunner().invoke(app, ["dlq", "replay", entry_id])
+    assert result.exit_code == 1 and "no replay path" in result.output
+    assert DeadLetters(cli_env.r).get(entry_id) is not None

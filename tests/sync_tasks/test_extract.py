@@ -17,6 +17,7 @@ def _settings(**kw: Any) -> Settings:
 
 
 def test_delta_enqueues_chunks_and_advances_the_watermark(redis_client: redis.Redis) -> None:
+    redis_client.set(Keys.watermark("customers"), "2000-01-01T00:00:00.000Z")
     shop = FakeShop(_records(25))
     chunks: list[list[str]] = []
     result = run_extract("customers", shop, redis_client, _settings(),  # type: ignore[arg-type]
@@ -79,3 +80,23 @@ def test_backfill_leaves_the_watermark_and_resumes_from_its_cursor(redis_client:
 
 def test_timestamps_keep_milliseconds_and_z() -> None:
     assert format_ts(parse_ts("2026-03-04T05:06:07.089Z")) == "2026-03-04T05:06:07.089Z"
+
+
+def test_without_a_watermark_delta_sync_starts_now_and_reads_nothing(redis_client: redis.Redis) -> None:
+    shop = FakeShop(_records(5))
+    result = run_extract("customers", shop, redis_client, _settings(), lambda r, c: None)  # type: ignore[arg-type]
+    assert shop.queries == [] and result.extracted == 0
+    started = parse_ts(str(redis_client.get(Keys.watermark("customers"))))
+    assert abs((parse_ts(format_ts(__import__("datetime").datetime.now(__import__("datetime").UTC)))
+                - started).total_seconds() - 5) < 2  # now minus the 5 s overlap
+
+
+def test_the_first_backfill_starts_delta_sync_and_never_moves_it_back(redis_client: redis.Redis) -> None:
+    run_extract("customers", FakeShop(_records(3)), redis_client, _settings(), lambda r, c: None,  # type: ignore[arg-type]
+                mode="backfill", run_id="bf-a")
+    first = redis_client.get(Keys.watermark("customers"))
+    assert first is not None and first > "2026-01-01"
+    redis_client.set(Keys.watermark("customers"), "2030-01-01T00:00:00.000Z")
+    run_extract("customers", FakeShop(_records(3)), redis_client, _settings(), lambda r, c: None,  # type: ignore[arg-type]
+                mode="backfill", run_id="bf-b")
+    assert redis_client.get(Keys.watermark("customers")) == "2030-01-01T00:00:00.000Z"
