@@ -33,6 +33,6 @@ class BenchConfig:
 FULL = BenchConfig(mode="full", customers=20_000, burst_limit=190, workers=3, concurrency=2, delta_changes=200,
                    scaling_sizes=(10_000, 100_000), freshness_changes=120, sync_interval=30, baseline_seconds=60.0,
                    pipeline_records=5_000)
-# Quick: a smaller shop, 10k vs 30k for delta scaling (and the RSS backfill), a 10 s interval, a 30 s baseline.
-QUICK = replace(FULL, mode="quick", customers=3_000, scaling_sizes=(10_000, 30_000), freshness_changes=100,
+# Quick: a smaller shop, 5k vs 20k for delta scaling (and the RSS backfill), a 10 s interval, a 30 s baseline.
+QUICK = replace(FULL, mode="quick", customers=2_500, scaling_sizes=(5_000, 20_000), freshness_changes=100,
                 sync_interval=10, baseline_seconds=30.0, pipeline_records=2_000, run_timeout_s=900.0)

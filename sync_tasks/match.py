@@ -8,7 +8,7 @@ external-id properties. The Search API never decides whether a record exists: it
 from __future__ import annotations
 
 from contextlib import AbstractContextManager
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from typing import Any, Protocol
 
 from sync_tasks.hubspot_client import BatchResult
@@ -37,7 +37,8 @@ class Match:
     hs_members: list[str] | None = None  # the contact's ct_customer_ids, when HubSpot told us
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        # Shallow on purpose: dataclasses.asdict deep-copies the whole record, and this is hot.
+        return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
 def match_customers(records: list[dict[str, Any]], state: SyncState, hubspot: Reader,
