@@ -62,6 +62,7 @@ task_routes = {
     TaskName.MATCH.value: {"queue": Queue.SYNC.value},
     TaskName.MAP.value: {"queue": Queue.SYNC.value},
     TaskName.RESYNC.value: {"queue": Queue.SYNC.value},
+    TaskName.RECONCILE.value: {"queue": Queue.EXTRACT.value},
     TaskName.PUSH.value: {"queue": Queue.PUSH.value},
     TaskName.WRITEBACK_POLL.value: {"queue": Queue.EXTRACT.value},
 }
@@ -70,7 +71,8 @@ beat_scheduler = "redbeat.RedBeatScheduler"
 redbeat_redis_url = _url
 redbeat_key_prefix = "ctsync:redbeat"
 redbeat_lock_timeout = max(5 * _settings.sync_interval, 60)
-beat_max_loop_interval = min(_settings.sync_interval, 30)
+# Beat wakes at least every second, so a delta starts on time (freshness = interval + pipeline).
+beat_max_loop_interval = 1
 beat_schedule = {
     BEAT_EXTRACT_ENTRY.format(entity=entity.value): {
         "task": TaskName.EXTRACT.value,
@@ -93,4 +95,11 @@ beat_schedule[BEAT_WRITEBACK_ENTRY] = {
     "task": TaskName.WRITEBACK_POLL.value,
     "schedule": float(_settings.writeback_interval),
     "options": {"queue": Queue.EXTRACT.value, "expires": float(_settings.writeback_interval)},
+}
+# Chains whose message the broker lost (see sync_tasks/inflight.py) are found and re-enqueued.
+RECONCILE_INTERVAL = 60.0
+beat_schedule["reconcile-chunks"] = {
+    "task": TaskName.RECONCILE.value,
+    "schedule": RECONCILE_INTERVAL,
+    "options": {"queue": Queue.EXTRACT.value, "expires": RECONCILE_INTERVAL},
 }

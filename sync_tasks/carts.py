@@ -76,11 +76,12 @@ class CartPusher(StepPusher):
         self.hubspot, self.state, self.run_id, self.task = hub, st, run_id, task
 
     def _guests(self, plan: dict[str, Any]) -> RetryableError | None:
-        return upsert_guests(self.hubspot, self.state, self.task, self.run_id, plan["carts"])
+        return upsert_guests(self.hubspot, self.state, self.task, self.run_id, plan["carts"],
+                             self.progress(plan, "guests"))
 
     def _carts(self, plan: dict[str, Any]) -> RetryableError | None:
         items = [(c["id"], c["props"]) for c in plan["carts"]]
-        result = upsert_keyed(self.hubspot, CARTS, CART_ID_PROPERTY, items)
+        result = upsert_keyed(self.hubspot, CARTS, CART_ID_PROPERTY, items, self.progress(plan, "carts"))
         self.state.save_ids(CARTS, result.ids)
         if result.error:
             return result.error
@@ -92,7 +93,7 @@ class CartPusher(StepPusher):
 
     def _line_items(self, plan: dict[str, Any]) -> RetryableError | None:
         items = [(k, v) for c in plan["carts"] for k, v in c["line_items"]]
-        result = upsert_keyed(self.hubspot, LINE_ITEMS, LINE_ITEM_ID_PROPERTY, items)
+        result = upsert_keyed(self.hubspot, LINE_ITEMS, LINE_ITEM_ID_PROPERTY, items, self.progress(plan, "line_items"))
         self.state.save_ids(LINE_ITEMS, result.ids)
         dead_letter_failed(self.state, self.task, self.run_id, LINE_ITEMS, result.failed, dict(items), count=False)
         for cart in plan["carts"]:

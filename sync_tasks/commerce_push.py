@@ -48,30 +48,44 @@ def _trace_by_property(prop: str, traces: dict[str, str]) -> Callable[[dict[str,
     return lambda result: traces.get(str(result.get("properties", {}).get(prop)))
 
 
-def upsert_keyed(hubspot: HubSpotClient, obj: str, id_property: str,
-                 items: list[tuple[str, dict[str, str]]]) -> UpsertResult:
-    """Batch upsert `items` [(key, properties)] on `id_property`; sort every key into a result."""
+def upsert_keyed(hubspot: HubSpotClient, obj: str, id_property: str, items: list[tuple[str, dict[str, str]]],
+                 progress: dict[str, list[Any]] | None = None) -> UpsertResult:
+    """Batch upsert `items` [(key, properties)] on `id_property`; sort every key into a result.
+
+    `progress` (kept in the task's plan) remembers the keys written so far, so a retried task sends
+    only the rest. The budget for every batch is taken before the first is sent, and the first batch
+    that must be retried stops the others: a rate-limited step never re-sends what already landed."""
     out = UpsertResult()
-    for i in range(0, len(items), BATCH_LIMIT):
-        part = items[i:i + BATCH_LIMIT]
-        traces = {trace_id(): key for key, _ in part}
-        by_key = {key: t for t, key in traces.items()}
-        inputs = [{"id": key, "properties": props, "objectWriteTraceId": by_key[key]} for key, props in part]
-        written = write(lambda xs: hubspot.batch_upsert(obj, id_property, xs), inputs,
-                        _trace_by_property(id_property, by_key))
-        for trace, result in written.results.items():
-            key = traces[trace]
-            out.ids[key] = str(result["id"])
-            if result.get("new", False):
+    progress = {} if progress is None else progress
+    for key, _ in items:
+        if key in progress:
+            out.ids[key] = progress[key][0]
+            if progress[key][1]:
                 out.new.add(key)
-        for trace, existing in written.conflicts.items():
-            # A unique-value conflict on an upsert keyed by that value cannot happen for our own
-            # keys; it means another property collided: keep the record id we were told about.
-            out.ids[traces[trace]] = existing
-        out.failed.update({traces[t]: d for t, d in written.failed.items()})
-        out.retry += [traces[t] for t in written.retry]
-        if written.retry:
-            out.error = written.retry_error or RetryableError(f"hubspot: {obj} upsert to retry")
+    todo = [(k, v) for k, v in items if k not in progress]
+    batches = [todo[i:i + BATCH_LIMIT] for i in range(0, len(todo), BATCH_LIMIT)]
+    with hubspot.prepaid(len(batches)):
+        for part in batches:
+            traces = {trace_id(): key for key, _ in part}
+            by_key = {key: t for t, key in traces.items()}
+            inputs = [{"id": key, "properties": props, "objectWriteTraceId": by_key[key]} for key, props in part]
+            written = write(lambda xs: hubspot.batch_upsert(obj, id_property, xs), inputs,
+                            _trace_by_property(id_property, by_key))
+            for trace, result in written.results.items():
+                key = traces[trace]
+                out.ids[key] = str(result["id"])
+                if result.get("new", False):
+                    out.new.add(key)
+                progress[key] = [out.ids[key], key in out.new]
+            for trace, existing in written.conflicts.items():
+                # A unique-value conflict on an upsert keyed by that value cannot happen for our own
+                # keys; it means another property collided: keep the record id we were told about.
+                out.ids[traces[trace]] = existing
+            out.failed.update({traces[t]: d for t, d in written.failed.items()})
+            out.retry += [traces[t] for t in written.retry]
+            if written.retry:
+                out.error = written.retry_error or RetryableError(f"hubspot: {obj} upsert to retry")
+                break
     return out
 
 
@@ -136,13 +150,14 @@ def _trace_by_id(traces: dict[str, str]) -> Callable[[dict[str, Any]], str | Non
 
 
 def upsert_guests(hubspot: HubSpotClient, state: SyncState, task: str, run_id: str | None,
-                  records: list[dict[str, Any]]) -> RetryableError | None:
+                  records: list[dict[str, Any]], progress: dict[str, list[Any]] | None = None
+                  ) -> RetryableError | None:
     """Orders and carts of people with no contact yet: match or create one by e-mail (upsert on
     e-mail), and fill in each record's `contact`."""
     emails = sorted({r["email"] for r in records if r["contact"] is None and r["email"]})
     if not emails:
         return None
-    result = upsert_keyed(hubspot, CONTACTS, "email", [(e, {"email": e}) for e in emails])
+    result = upsert_keyed(hubspot, CONTACTS, "email", [(e, {"email": e}) for e in emails], progress)
     state.save_emails(result.ids)
     for record in records:
         if record["contact"] is None and record["email"] in result.ids:
@@ -157,6 +172,11 @@ class StepPusher:
     retried task resumes at the first step not done."""
 
     steps: tuple[str, ...] = ()
+
+    @staticmethod
+    def progress(plan: dict[str, Any], name: str) -> dict[str, list[Any]]:
+        """What a step has written so far, kept in the plan a retried task carries."""
+        return dict.setdefault(plan.setdefault("progress", {}), name, {})
 
     def push(self, plan: dict[str, Any]) -> RetryableError | None:
         for step in self.steps:

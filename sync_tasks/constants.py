@@ -21,6 +21,7 @@ class TaskName(StrEnum):
     MAP = "ctsync.map"
     PUSH = "ctsync.push"
     RESYNC = "ctsync.resync"
+    RECONCILE = "ctsync.reconcile"
     ORDER_MATCH = "ctsync.orders.match"
     ORDER_MAP = "ctsync.orders.map"
     ORDER_PUSH = "ctsync.orders.push"
@@ -118,6 +119,16 @@ class Keys:
     def dlq() -> str:
         """STREAM of writes that failed permanently or exhausted their retries."""
         return f"{PREFIX}:dlq"
+
+    @staticmethod
+    def chunks_pending() -> str:
+        """HASH chunk id -> JSON {ids, ctx} of every match → map → push chain not yet finished."""
+        return f"{PREFIX}:chunks:pending"
+
+    @staticmethod
+    def chunks_touched() -> str:
+        """HASH chunk id -> when one of its tasks last ran (epoch seconds)."""
+        return f"{PREFIX}:chunks:touched"
 
     @staticmethod
     def dlq_replaying(entry_id: str) -> str:

@@ -115,7 +115,8 @@ class OrderPusher(StepPusher):
         self.task = task
 
     def _guests(self, plan: dict[str, Any]) -> RetryableError | None:
-        return upsert_guests(self.hubspot, self.state, self.task, self.run_id, plan["orders"])
+        return upsert_guests(self.hubspot, self.state, self.task, self.run_id, plan["orders"],
+                             self.progress(plan, "guests"))
 
     def _products(self, plan: dict[str, Any]) -> RetryableError | None:
         """PRODUCTS_BY_SKU: one HubSpot product per SKU (HubSpot has no variants), linked from line items."""
@@ -129,7 +130,8 @@ class OrderPusher(StepPusher):
                                                 "name": item.get("name") or item["hs_sku"], "price": item["price"]}
         known = self.state.lookup_ids(PRODUCTS, sorted(products))
         result = upsert_keyed(self.hubspot, PRODUCTS, SKU_PROPERTY,
-                              [(k, v) for k, v in sorted(products.items()) if k not in known])
+                              [(k, v) for k, v in sorted(products.items()) if k not in known],
+                              self.progress(plan, "products"))
         self.state.save_ids(PRODUCTS, result.ids)
         known.update(result.ids)
         dead_letter_failed(self.state, self.task, self.run_id, PRODUCTS, result.failed, products, count=False)
@@ -144,14 +146,14 @@ class OrderPusher(StepPusher):
         if not self.settings.orders_as_deals:
             return None
         deals = [(o["id"], deal_properties(o, self.settings)) for o in plan["orders"]]
-        result = upsert_keyed(self.hubspot, DEALS, ORDER_ID_PROPERTY, deals)
+        result = upsert_keyed(self.hubspot, DEALS, ORDER_ID_PROPERTY, deals, self.progress(plan, "deals"))
         self.state.save_ids(DEALS, result.ids)
         dead_letter_failed(self.state, self.task, self.run_id, DEALS, result.failed, dict(deals), count=False)
         if result.error:
             return result.error
         items = [(f"deal:{k.split(':', 1)[1]}", {**v, LINE_ITEM_ID_PROPERTY: f"deal:{k.split(':', 1)[1]}"})
                  for o in plan["orders"] if o["id"] in result.ids for k, v in o["line_items"]]
-        lines = upsert_keyed(self.hubspot, LINE_ITEMS, LINE_ITEM_ID_PROPERTY, items)
+        lines = upsert_keyed(self.hubspot, LINE_ITEMS, LINE_ITEM_ID_PROPERTY, items, self.progress(plan, "deal_lines"))
         self.state.save_ids(LINE_ITEMS, lines.ids)
         pairs = [(result.ids[k.split(":")[1]], hs) for k, hs in lines.ids.items()]
         associate_all(self.hubspot, self.state, DEALS, LINE_ITEMS, pairs)
@@ -162,7 +164,7 @@ class OrderPusher(StepPusher):
 
     def _orders(self, plan: dict[str, Any]) -> RetryableError | None:
         items = [(o["id"], o["props"]) for o in plan["orders"]]
-        result = upsert_keyed(self.hubspot, ORDERS, ORDER_ID_PROPERTY, items)
+        result = upsert_keyed(self.hubspot, ORDERS, ORDER_ID_PROPERTY, items, self.progress(plan, "orders"))
         self.state.save_ids(ORDERS, result.ids)
         if result.error:
             return result.error
@@ -175,7 +177,7 @@ class OrderPusher(StepPusher):
 
     def _line_items(self, plan: dict[str, Any]) -> RetryableError | None:
         items = [(k, v) for o in plan["orders"] for k, v in o["line_items"]]
-        result = upsert_keyed(self.hubspot, LINE_ITEMS, LINE_ITEM_ID_PROPERTY, items)
+        result = upsert_keyed(self.hubspot, LINE_ITEMS, LINE_ITEM_ID_PROPERTY, items, self.progress(plan, "line_items"))
         self.state.save_ids(LINE_ITEMS, result.ids)
         dead_letter_failed(self.state, self.task, self.run_id, LINE_ITEMS, result.failed, dict(items), count=False)
         for order in plan["orders"]:

@@ -27,6 +27,7 @@ from sync_tasks.dlq import FailureLog
 from sync_tasks.errors import PermanentError, RateLimitedError, RetryableError, SyncError, backoff_seconds
 from sync_tasks.extract import run_extract
 from sync_tasks.hubspot_client import HubSpotClient
+from sync_tasks.inflight import ChunkLedger
 from sync_tasks.limiter import RateLimiter
 from sync_tasks.mapping import load_mapping
 from sync_tasks.match import Match, match_customers
@@ -54,6 +55,10 @@ def hubspot(lane: str = Lane.LIVE.value) -> HubSpotClient:
 
 def state() -> SyncState:
     return SyncState(get_redis())
+
+
+def inflight() -> ChunkLedger:
+    return ChunkLedger(get_redis())
 
 
 class SyncTask(Task):
@@ -105,6 +110,7 @@ def enqueue_chunk(records: list[dict[str, Any]], ctx: dict[str, Any]) -> None:
         enqueue_commerce_chunk(records, ctx)
         return
     push_queue = PUSH_QUEUE_BY_LANE[Lane(ctx["lane"])].value
+    ctx = {**ctx, "chunk": inflight().open([r["id"] for r in records], ctx)}
     chain(
         match.si(records, ctx).set(queue=Queue.SYNC.value),
         map_records.s().set(queue=Queue.SYNC.value),
@@ -156,6 +162,7 @@ def backfill(self: SyncTask, entity: str = "customers", since: str | None = None
 
 @app.task(name=TaskName.MATCH.value, bind=True, base=SyncTask)
 def match(self: SyncTask, records: list[dict[str, Any]], ctx: dict[str, Any], errors: int = 0) -> dict[str, Any]:
+    inflight().touch(ctx.get("chunk"))
     try:
         matches = match_customers(records, state(), hubspot(ctx["lane"]), get_settings().external_id_properties)
     except (RetryableError, PermanentError) as exc:
@@ -169,6 +176,7 @@ def match(self: SyncTask, records: list[dict[str, Any]], ctx: dict[str, Any], er
 @app.task(name=TaskName.MAP.value, bind=True, base=SyncTask)
 def map_records(self: SyncTask, payload: dict[str, Any], errors: int = 0) -> dict[str, Any]:
     ctx = payload["ctx"]
+    inflight().touch(ctx.get("chunk"))
     matches = [Match(**m) for m in payload["matches"]]
     store = state()
     try:
@@ -188,6 +196,7 @@ def map_records(self: SyncTask, payload: dict[str, Any], errors: int = 0) -> dic
 @app.task(name=TaskName.PUSH.value, bind=True, base=SyncTask, rate_limit=get_settings().push_rate_limit)
 def push(self: SyncTask, payload: dict[str, Any], errors: int = 0) -> dict[str, Any]:
     ctx = payload["ctx"]
+    inflight().touch(ctx.get("chunk"))
     first_failure = FailureLog(get_redis()).first_failure(self.request.id) if errors else None
     result = push_plan(payload["plan"], hubspot(ctx["lane"]), state(), ctx["run_id"], self.name,
                        attempts=errors + 1, first_failure=first_failure)
@@ -197,16 +206,21 @@ def push(self: SyncTask, payload: dict[str, Any], errors: int = 0) -> dict[str, 
     consent_left = push_consent(payload["plan"].get("consent") or [], hubspot(ctx["lane"]), state(),
                                 load_mapping().consent, self.name)
     if result.error is None and consent_left.error is None:
+        if not result.resync:
+            inflight().close(ctx.get("chunk"))  # the chain is done (a resync closes it when it has re-enqueued)
         return {"run_id": ctx["run_id"], "done": True}
     left = {**result.left, "consent": consent_left.left}
     error = result.error or consent_left.error
     assert error is not None
     record_ids = sorted({i for e in left.get("creates", []) + left.get("updates", []) for i in e["record_ids"]})
     self.defer(error, ({"ctx": ctx, "plan": left},), errors, ctx["run_id"], record_ids, {"plan": left})
+    if not result.resync:
+        inflight().close(ctx.get("chunk"))  # dead-lettered: the DLQ holds what is left
     return {"run_id": ctx["run_id"], "done": False}
 
 
 MAX_RESYNC_DEPTH = 3
+RECONCILE_MARGIN_SECONDS = 15.0  # beyond the longest legitimate silence of a chain
 
 
 @app.task(name=TaskName.RESYNC.value, bind=True, base=SyncTask)
@@ -217,17 +231,43 @@ def resync(self: SyncTask, record_ids: list[str], ctx: dict[str, Any], errors: i
     if depth > MAX_RESYNC_DEPTH:
         exc = PermanentError(f"records {record_ids} kept colliding with existing contacts")
         self.defer(exc, (record_ids, ctx), errors, ctx["run_id"], record_ids, {"record_ids": record_ids})
+        inflight().close(ctx.get("chunk"))
         return {"resynced": 0}
     try:
         records = fetch_customers(record_ids)
     except RetryableError as exc:
         self.defer(exc, (record_ids, ctx), errors, ctx["run_id"], record_ids, {"record_ids": record_ids})
+        inflight().close(ctx.get("chunk"))
         return {"resynced": 0}
     gone = set(record_ids) - {r["id"] for r in records}
     state().count(ctx["run_id"], skipped=len(gone))  # deleted meanwhile: nothing to write
     if records:
         enqueue_chunk(records, {**ctx, "resync_depth": depth})
+    inflight().close(ctx.get("chunk"))  # the new chain has its own entry
     return {"resynced": len(records)}
+
+
+@app.task(name=TaskName.RECONCILE.value, bind=True, base=SyncTask)
+def reconcile(self: SyncTask, errors: int = 0) -> dict[str, Any]:
+    """Re-enqueue chains the broker lost: open chunks untouched for longer than any legitimate wait
+    (see `sync_tasks.inflight`). Beat runs it every `RECONCILE_INTERVAL`."""
+    ledger = inflight()
+    stale = ledger.stale(celeryconfig.VISIBILITY_TIMEOUT + celeryconfig.MAX_COUNTDOWN + RECONCILE_MARGIN_SECONDS)
+    requeued = 0
+    for chunk, entry in stale.items():
+        ctx = {k: v for k, v in entry["ctx"].items() if k != "chunk"}
+        try:
+            records = fetch_customers(entry["ids"]) if ctx.get("entity", "customers") == "customers" else []
+        except RetryableError as exc:
+            log.warning("reconcile: chunk %s not re-read (%s); next round", chunk, exc)
+            continue
+        if records:
+            enqueue_chunk(records, ctx)
+            requeued += 1
+        ledger.close(chunk)
+        log.warning("reconcile: chunk %s of run %s was lost in flight; re-enqueued %d records", chunk,
+                    ctx.get("run_id"), len(records))
+    return {"stale": len(stale), "requeued": requeued}
 
 
 def fetch_customers(ids: list[str]) -> list[dict[str, Any]]:

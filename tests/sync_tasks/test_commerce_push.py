@@ -1,0 +1,74 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sync_tasks.commerce_push import StepPusher, upsert_keyed
+from sync_tasks.errors import RateLimitedError, RetryableError
+from sync_tasks.hubspot_client import BatchResult
+
+
+class FlakyHub:
+    """Batch upserts that are refused for budget on chosen calls (a stand-in for HubSpot's answers)."""
+
+    def __init__(self, refuse_calls: set[int]) -> None:
+        self.refuse = refuse_calls
+        self.sent: list[list[str]] = []
+        self.prepaid_calls: list[int] = []
+
+    @contextmanager
+    def prepaid(self, calls: int) -> Iterator[None]:
+        self.prepaid_calls.append(calls)
+        yield
+
+    def batch_upsert(self, obj: str, id_property: str, inputs: list[dict[str, Any]]) -> BatchResult:
+        call = len(self.sent) + 1
+        self.sent.append([i["id"] for i in inputs])
+        if call in self.refuse:
+            raise RateLimitedError("budget", retry_after=1.0)
+        return BatchResult(results=[{"id": f"hs-{i['id']}", "new": True, "properties": {"k": i["id"]}}
+                                    for i in inputs])
+
+
+def _items(n: int) -> list[tuple[str, dict[str, str]]]:
+    return [(f"key{i:03d}", {"k": f"key{i:03d}"}) for i in range(n)]
+
+
+def test_a_refused_batch_stops_the_step_and_the_retry_sends_only_the_rest() -> None:
+    hub = FlakyHub(refuse_calls={2})
+    progress: dict[str, list[Any]] = {}
+    first = upsert_keyed(hub, "line_items", "k", _items(250), progress)  # type: ignore[arg-type]
+    assert isinstance(first.error, RetryableError)
+    assert len(hub.sent) == 2 and len(progress) == 100  # the third batch was never sent
+    second = upsert_keyed(hub, "line_items", "k", _items(250), progress)  # type: ignore[arg-type]
+    assert second.error is None and len(second.ids) == 250 and len(second.new) == 250
+    assert [len(b) for b in hub.sent] == [100, 100, 100, 50]  # nothing written twice
+    assert hub.prepaid_calls == [3, 2]  # the budget for all batches is taken up front
+
+
+class TwoSteps(StepPusher):
+    steps = ("one", "two")
+
+    def __init__(self) -> None:
+        self.runs: list[str] = []
+        self.fail_two = True
+
+    def _one(self, plan: dict[str, Any]) -> RetryableError | None:
+        self.runs.append("one")
+        return None
+
+    def _two(self, plan: dict[str, Any]) -> RetryableError | None:
+        self.runs.append("two")
+        if self.fail_two:
+            self.fail_two = False
+            return RetryableError("later")
+        return None
+
+
+def test_a_retried_plan_resumes_at_the_first_step_not_done() -> None:
+    pusher = TwoSteps()
+    plan: dict[str, Any] = {"done": []}
+    assert pusher.push(plan) is not None and plan["done"] == ["one"]
+    assert pusher.push(plan) is None and plan["done"] == ["one", "two"]
+    assert pusher.runs == ["one", "two", "two"]
