@@ -186,6 +186,8 @@ def plan_contacts(matches: list[Match], state: SyncState, rule: str, force: bool
             "email": email, "members": members, "record_ids": [m.record["id"] for m in group],
             "fingerprints": {i: new_fps[i] for i in members},
             "company": company_id,
+            # The data's version: a push never overwrites newer data with this (see push.py).
+            "version": max(str(r.get("lastModifiedAt") or "") for r in full[email]),
         }
         if hs_id is None:
             if "@" in email:

@@ -93,6 +93,11 @@ class Keys:
         return f"{PREFIX}:written:{hs_object}"
 
     @staticmethod
+    def source_version(hs_object: str) -> str:
+        """HASH HubSpot id -> commercetools lastModifiedAt of the newest data written (or being written)."""
+        return f"{PREFIX}:source-version:{hs_object}"
+
+    @staticmethod
     def create_intent(hs_object: str, key: str) -> str:
         return f"{PREFIX}:intent:{hs_object}:{key}"
 

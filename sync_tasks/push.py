@@ -28,6 +28,15 @@ COMPANIES = "companies"
 COMPANY_KEY = "ct_company_key"
 
 
+# KEYS: versions hash. ARGV: HubSpot id, version. Claims when not older than the stored version.
+_CLAIM_VERSION = """
+local current = redis.call('HGET', KEYS[1], ARGV[1])
+if current and current > ARGV[2] then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+return 1
+"""
+
+
 def _trace_by_property(prop: str, traces: dict[str, str]) -> Callable[[dict[str, Any]], str | None]:
     """Upsert results carry the key property, not our trace id: map back through it."""
     return lambda result: traces.get(str(result.get("properties", {}).get(prop)))
@@ -53,6 +62,7 @@ class ContactPusher:
         self.retry_error: RetryableError | None = None
         self._links: list[tuple[str, str]] = []  # (contact id, company key) to associate
         self.resync: list[str] = []  # commercetools ids to match and map again
+        self._claim = state.r.register_script(_CLAIM_VERSION)
         self._member_companies: list[tuple[list[str], str]] = []  # (customer ids, company key)
 
     def push(self, plan: dict[str, Any]) -> dict[str, Any]:
@@ -79,6 +89,10 @@ class ContactPusher:
             for trace, result in out.results.items():
                 entry = by_trace[trace]
                 self._confirmed(entry, str(result["id"]), {**entry["properties"], CT_ID_PROPERTY: entry["key"]})
+                claimed = self._claim(keys=[Keys.source_version(CONTACTS)],
+                                      args=[str(result["id"]), entry.get("version") or ""])
+                if not claimed:
+                    self.resync.extend(entry["record_ids"])  # upserted onto newer data: map again
                 self.state.count(self.run_id, created=len(entry["record_ids"]) if result.get("new", True)
                                  else 0, updated=0 if result.get("new", True) else len(entry["record_ids"]))
             for trace in out.conflicts:
@@ -91,8 +105,33 @@ class ContactPusher:
             self._note_retry(out)
         return {"creates": left}
 
+    def _claim_versions(self, entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Keep the entries whose data is at least as new as any claimed for their contact, and claim
+        it. A late push (a redelivered or re-sent chain, slower than a newer one) is dropped here."""
+        fresh = []
+        for entry in entries:
+            claimed = self._claim(keys=[Keys.source_version(CONTACTS)],
+                                  args=[entry["hs_id"], entry.get("version") or ""])
+            if claimed:
+                fresh.append(entry)
+            else:
+                log.info("push: skipped stale data for records %s (newer data was written)", entry["record_ids"])
+                self.state.count(self.run_id, skipped=len(entry["record_ids"]))
+        return fresh
+
+    def _recheck_versions(self, entries: list[dict[str, Any]]) -> None:
+        """After writing: if newer data was claimed while we wrote, our write may have landed last;
+        match and map those records again so the newest values win."""
+        if not entries:
+            return
+        versions = self.state.r.hmget(Keys.source_version(CONTACTS), [e["hs_id"] for e in entries])
+        for entry, newest in zip(entries, versions, strict=True):
+            if newest and newest > (entry.get("version") or ""):
+                self.resync.extend(entry["record_ids"])
+
     def _updates(self, entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
         left: list[dict[str, Any]] = []
+        entries = self._claim_versions(entries)
         for batch in _chunks(entries):
             by_trace = {trace_id(): e for e in batch}
             ids = {e["hs_id"]: t for t, e in by_trace.items()}
@@ -104,6 +143,7 @@ class ContactPusher:
                 entry = by_trace[trace]
                 self._confirmed(entry, str(result["id"]), entry["properties"])
                 self.state.count(self.run_id, updated=len(entry["record_ids"]))
+            self._recheck_versions([by_trace[t] for t in out.results])
             for trace in out.conflicts:
                 # An update that collides on a unique value (an e-mail another contact has).
                 out.failed[trace] = out.failed.get(trace) or _conflict_detail(out, trace)
