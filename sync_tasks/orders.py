@@ -89,7 +89,8 @@ def plan_orders(records: list[dict[str, Any]], people: dict[str, dict[str, Any]]
             "id": record["id"], "version": record.get("version"), "props": props,
             "line_items": [[k, v] for k, v in items], "fingerprint": fp,
             "contact": person.get("contact"), "email": person.get("email"),
-            "company": company, "cart_id": (record.get("cart") or {}).get("id"),
+            "company": company, "customer_id": record.get("customerId"),
+            "cart_id": (record.get("cart") or {}).get("id"),
             "payment_ids": [p["id"] for p in (record.get("paymentInfo") or {}).get("payments") or []],
             "ledger": LedgerEntry(order_id=record["id"], created_at=record.get("createdAt", ""),
                                   state=record.get("orderState", ""), total=money_text(total) or "0",
@@ -186,6 +187,12 @@ class OrderPusher(StepPusher):
 
     def _associations(self, plan: dict[str, Any]) -> RetryableError | None:
         orders = plan["orders"]
+        # A customer's company may have been written since the order was mapped: look again.
+        missing = [o for o in orders if not o["company"] and o.get("customer_id")]
+        if missing:
+            found = self.state.r.hmget(Keys.index("customer-company"), [o["customer_id"] for o in missing])
+            for order, company in zip(missing, found, strict=True):
+                order["company"] = company
         carts = self.state.lookup_ids(CARTS, [o["cart_id"] for o in orders if o["cart_id"]])
         with_contact = [(o["hs_id"], o["contact"]) for o in orders if o["contact"]]
         associate_all(self.hubspot, self.state, ORDERS, CONTACTS, with_contact)

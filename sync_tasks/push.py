@@ -9,6 +9,7 @@ transiently stays in the plan, so the task retries only that.
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -62,17 +63,30 @@ class ContactPusher:
         self.retry_error: RetryableError | None = None
         self._links: list[tuple[str, str]] = []  # (contact id, company key) to associate
         self.resync: list[str] = []  # commercetools ids to match and map again
+        self.counts: Counter[str] = Counter()  # created/updated, counted when the chunk is done
         self._claim = state.r.register_script(_CLAIM_VERSION)
         self._member_companies: list[tuple[list[str], str]] = []  # (customer ids, company key)
 
     def push(self, plan: dict[str, Any]) -> dict[str, Any]:
-        """Write what `plan` holds; return the plan of what is left (empty when all is done)."""
+        """Write what `plan` holds; return the plan of what is left (empty when all is done).
+
+        Records count as created/updated only once the whole chunk is done, companies included:
+        whoever waits for a run (the CLI, a backfill of orders after customers) then finds every
+        contact's company in place. Counts of a chunk that must be retried travel with what is left."""
+        self.counts.update(plan.get("counts", {}))
+        self._member_companies = [(list(m), str(k)) for m, k in plan.get("member_companies", [])]
         left_creates = self._creates(plan.get("creates", []))
         left_updates = self._updates(plan.get("updates", []))
         left_links = self._companies(plan)
-        return {"creates": left_creates["creates"], "updates": left_updates,
-                "companies": plan.get("companies", {}) if left_links else {},
-                "links": left_links}
+        left = {"creates": left_creates["creates"], "updates": left_updates,
+                "companies": plan.get("companies", {}) if left_links else {}, "links": left_links,
+                # Which accounts belong to which company travels with the links still to make.
+                "member_companies": self._member_companies if left_links else []}
+        if left["creates"] or left["updates"] or left["links"]:
+            left["counts"] = dict(self.counts)
+        else:
+            self.state.count(self.run_id, **self.counts)
+        return left
 
     # -- contacts ------------------------------------------------------------------------------
     def _creates(self, entries: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
@@ -93,8 +107,7 @@ class ContactPusher:
                                       args=[str(result["id"]), entry.get("version") or ""])
                 if not claimed:
                     self.resync.extend(entry["record_ids"])  # upserted onto newer data: map again
-                self.state.count(self.run_id, created=len(entry["record_ids"]) if result.get("new", True)
-                                 else 0, updated=0 if result.get("new", True) else len(entry["record_ids"]))
+                self.counts["created" if result.get("new", True) else "updated"] += len(entry["record_ids"])
             for trace in out.conflicts:
                 # The e-mail already belongs to a contact (made by a form, or by a concurrent chunk
                 # with another account of the same e-mail): match and map these records again, so
@@ -142,7 +155,7 @@ class ContactPusher:
             for trace, result in out.results.items():
                 entry = by_trace[trace]
                 self._confirmed(entry, str(result["id"]), entry["properties"])
-                self.state.count(self.run_id, updated=len(entry["record_ids"]))
+                self.counts["updated"] += len(entry["record_ids"])
             self._recheck_versions([by_trace[t] for t in out.results])
             for trace in out.conflicts:
                 # An update that collides on a unique value (an e-mail another contact has).

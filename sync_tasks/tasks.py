@@ -214,6 +214,8 @@ def push(self: SyncTask, payload: dict[str, Any], errors: int = 0) -> dict[str, 
     assert error is not None
     record_ids = sorted({i for e in left.get("creates", []) + left.get("updates", []) for i in e["record_ids"]})
     self.defer(error, ({"ctx": ctx, "plan": left},), errors, ctx["run_id"], record_ids, {"plan": left})
+    # Dead-lettered (defer did not re-queue): what this chunk did write still counts.
+    state().count(ctx["run_id"], **left.get("counts", {}))
     if not result.resync:
         inflight().close(ctx.get("chunk"))  # dead-lettered: the DLQ holds what is left
     return {"run_id": ctx["run_id"], "done": False}

@@ -100,6 +100,28 @@ def test_every_order_is_linked_to_its_person_and_guests_get_a_contact(synced: An
     assert len(emails) == len(set(emails)), "guest contacts never duplicate an e-mail"
 
 
+def test_orders_of_customers_with_a_company_are_linked_to_it(synced: Any) -> None:
+    shop, orders, by_ct = synced
+    from sync_tasks.constants import Keys
+
+    assert shop.hubspot
+    companies = {str(c["id"]): c["properties"] for c in sandbox_records(shop.hubspot.url, "companies")}
+    customers = {c["id"]: c for c in __import__("sync_tasks.verify").verify.all_customers(_ct())}
+    order_company = dict(_links(shop, "orders", "companies"))
+    b2b = [o for o in orders if (customers.get(o.get("customerId") or "", {}).get("companyName") or "").strip()]
+    assert b2b, "the seeded shop has B2B orders"
+    index = get_redis().hgetall(Keys.index("customer-company"))
+    emails = Counter(normalize_email(c.get("email")) for c in customers.values())
+    # A shared e-mail's contact takes its company from the account that supplies shared fields;
+    # an account alone on its e-mail always brings its own.
+    alone = [o for o in b2b if emails[normalize_email(customers[o["customerId"]].get("email"))] == 1]
+    assert alone and all(o["customerId"] in index for o in alone)
+    for order in b2b:
+        if order["customerId"] in index:
+            assert order_company[str(by_ct[order["id"]]["id"])] == index[order["customerId"]]
+            assert index[order["customerId"]] in companies
+
+
 def test_rollups_count_orders_per_person(synced: Any) -> None:
     shop, orders, by_ct = synced
     assert shop.hubspot
