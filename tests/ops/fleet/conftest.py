@@ -28,6 +28,7 @@ import redis
 import requests
 
 from sandbox.process import free_port
+from sync_tasks.constants import Keys
 from tests.conftest import UNIT_DB, redis_url
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -189,7 +190,9 @@ def ops_fleet() -> Iterator[OpsFleet]:
         fleet.run(str(ROOT / ".venv" / "bin" / "ctsync"), "setup")
         wait_until(lambda: alive() or len(fleet.flower("/api/workers", params={"refresh": "1"})) >= 2, 90,
                    interval=1.0, what="both workers in Flower")
-        # The first delta sync (RedBeat's first tick comes one SYNC_INTERVAL after start): sent by hand.
+        # The first delta sync (RedBeat's first tick comes one SYNC_INTERVAL after start): sent by hand,
+        # from a watermark before the whole shop (delta sync otherwise starts at the first backfill).
+        fleet.redis.set(Keys.watermark("customers"), "2000-01-01T00:00:00.000Z")
         fleet.run(str(ROOT / ".venv" / "bin" / "celery"), "-A", "workers", "call", "ctsync.extract",
                   "--args", '["customers"]', "--queue", "ctsync.extract")
         yield fleet
