@@ -140,3 +140,51 @@ def test_concurrent_workers_fire_each_event_once(shop: LocalFleet) -> None:
     assert contact["ct_order_count"] == "3"
     assert shop.ct
     assert requests.get(f"{shop.ct.url}/_sandbox/health", timeout=10).ok
+
+
+def test_the_daily_churn_task_runs_on_a_worker_and_fires_once(shop: LocalFleet) -> None:
+    from sync_tasks.constants import TaskName
+    from sync_tasks.settings import CHURN_RISK, get_settings
+    from workers import app
+
+    _backfill("customers")
+    _backfill("orders")  # the seeded shop has customers whose last order is older than 90 days
+    for _ in range(2):  # beat sends it daily; a second day changes nothing for the same episode
+        app.send_task(TaskName.LIFECYCLE_CHURN.value, queue=Queue.PUSH.value)
+    flag = get_settings().lifecycle_property_names[CHURN_RISK]
+    assert shop.hubspot
+
+    def churned() -> list[dict[str, Any]]:
+        return [c for c in sandbox_records(shop.hubspot.url, "contacts")  # type: ignore[union-attr]
+                if c["properties"].get(f"{flag}_date")]
+
+    wait_until(churned, 120)
+    time.sleep(5)  # let the second run finish
+    fired = sum(int(v) for k, v in _fired().items() if k.startswith(f"{CHURN_RISK}|"))
+    assert fired > 0 and fired == len(churned())  # each churned person once, though the task ran twice
+
+
+def test_live_events_reach_hubspot_as_custom_events_once(shop: LocalFleet) -> None:
+    from sync_tasks.commerce_schema import cached_pipeline
+    from sync_tasks.hubspot_client import HubSpotClient
+    from sync_tasks.limiter import RateLimiter
+    from sync_tasks.orders import OrderPusher, match_people, plan_orders
+    from sync_tasks.settings import get_settings
+
+    _backfill("customers")
+    customer = _customer(f"live-{uuid.uuid4().hex[:8]}@example.org", "eu")
+    _backfill("customers")
+    orders = [_order(customer), _order(customer)]
+    settings = get_settings().model_copy(update={"lifecycle_custom_events": True})
+    hub = HubSpotClient(settings, RateLimiter(get_redis(), settings), wait_for_budget=True)
+    state = SyncState(get_redis())
+    for _ in range(2):  # the same orders pushed twice (a replay): each event is sent once
+        plan = plan_orders(orders, match_people(orders, state, hub), state, settings, cached_pipeline(get_redis()),
+                           force=True)
+        assert OrderPusher(hub, state, settings, None, "test", mode="delta").push(plan) is None
+    assert shop.hubspot
+    sent = requests.get(f"{shop.hubspot.url}/_sandbox/events", timeout=30).json()["results"]
+    contact = _contact(shop, customer["email"].lower())
+    mine = [e for e in sent if str(e.get("objectId")) == contact["id"]]
+    assert sorted(e["properties"]["event_key"] for e in mine) == ["first_purchase", "repeat_purchase:2"]
+    assert len({e["uuid"] for e in mine}) == len(mine)
