@@ -44,6 +44,11 @@ def run_demo(size: int, changes: int, interval: int, console: Console) -> int:
     finally:
         console.print("stopping every process the demo started…")
         fleet.stop()
+        if how.startswith("embedded"):
+            from sync_tasks.redis_conn import stop_embedded_redis
+            from sync_tasks.settings import get_settings
+
+            stop_embedded_redis(get_settings().embedded_redis_dir)  # its data stays in the folder (AOF)
 
 
 def _run(fleet: Any, changes: int, interval: int, console: Console, started: float) -> int:
