@@ -50,13 +50,6 @@ class Ledger:
         raw = self.r.hgetall(Keys.ledger(person))
         return sorted((LedgerEntry.from_json(v) for v in raw.values()), key=lambda e: (e.created_at, e.order_id))
 
-    def move(self, from_person: str, to_person: str) -> None:
-        """Merge one person's ledger into another's (contacts merged, or a guest matched later)."""
-        raw = self.r.hgetall(Keys.ledger(from_person))
-        if raw:
-            self.r.hset(Keys.ledger(to_person), mapping=raw)
-            self.r.delete(Keys.ledger(from_person))
-
 
 def rollups(entries: list[LedgerEntry], reporting_currency: str, rates: dict[str, float]) -> dict[str, str]:
     """Contact properties: orders, first/last order date, revenue per currency and in the reporting one.
