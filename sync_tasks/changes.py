@@ -20,6 +20,7 @@ whose opt-in decision changed since the sync last applied it (see consent.py).
 
 from __future__ import annotations
 
+import uuid
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -148,7 +149,7 @@ def plan_contacts(matches: list[Match], state: SyncState, rule: str, force: bool
     mapped = {r["id"]: map_customer(r, mapping) for rs in full.values() for r in rs}
     new_fps = {i: fingerprint(mp.properties) for i, mp in mapped.items()}
     hs_ids = sorted({m.hs_id for group in groups.values() for m in group if m.hs_id})
-    written = state.written(CONTACTS, hs_ids)
+    written, generations = state.written_with_generations(CONTACTS, hs_ids)
     # Customers at exactly the version our write-back produced: their change is our own (no echo).
     own = own_versions(state.r, ids)
     echo = {r["id"] for rs in full.values() for r in rs if own.get(r["id"]) == str(r.get("version"))}
@@ -208,7 +209,9 @@ def plan_contacts(matches: list[Match], state: SyncState, rule: str, force: bool
             state.set_members({email: members})
             plan.skipped += len(group)
             continue
-        entry.update(hs_id=hs_id, properties=to_send)
+        # The diff holds while `written` stays at this generation; the token names this plan's write
+        # lock (push.py serialises the pushes of one contact and re-plans a diff that went stale).
+        entry.update(hs_id=hs_id, properties=to_send, base=generations.get(hs_id, "0"), token=uuid.uuid4().hex)
         plan.updates.append(entry)
     plan.consent = consent.pending(state.r, plan.consent)
     return plan

@@ -93,6 +93,17 @@ class Keys:
         return f"{PREFIX}:written:{hs_object}"
 
     @staticmethod
+    def written_generation(hs_object: str) -> str:
+        """HASH HubSpot id -> counter bumped with every change of its `written` entry: a plan made
+        against an older generation diffed against values that are no longer current."""
+        return f"{PREFIX}:written-gen:{hs_object}"
+
+    @staticmethod
+    def write_lock(hs_object: str, hs_id: str) -> str:
+        """STRING (with a TTL): the plan token of the push writing this record now."""
+        return f"{PREFIX}:write-lock:{hs_object}:{hs_id}"
+
+    @staticmethod
     def source_version(hs_object: str) -> str:
         """HASH HubSpot id -> commercetools lastModifiedAt of the newest data written (or being written)."""
         return f"{PREFIX}:source-version:{hs_object}"

@@ -104,12 +104,20 @@ class RetryableError(SyncError):
         self.retry_after = retry_after
 
 
-class RateLimitedError(RetryableError):
-    """A wait for budget (ours or HubSpot's 429): re-queue with a countdown, not an error retry."""
+class WaitError(RetryableError):
+    """A wait, not a failure: re-queued with a countdown and never counted as an error retry."""
+
+
+class RateLimitedError(WaitError):
+    """A wait for budget (ours or HubSpot's 429)."""
 
     @property
     def daily(self) -> bool:
         return bool(self.detail and self.detail.policy_name == "DAILY")
+
+
+class BusyError(WaitError):
+    """Another push holds the record's write lock (see push.py): wait for it to finish."""
 
 
 class PermanentError(SyncError):

@@ -18,7 +18,7 @@ from sync_tasks import rejected
 from sync_tasks.batch_writer import Outcome, write
 from sync_tasks.changes import ENTITY
 from sync_tasks.constants import Keys
-from sync_tasks.errors import RetryableError
+from sync_tasks.errors import BusyError, RetryableError
 from sync_tasks.hubspot_client import BATCH_LIMIT, HubSpotClient, trace_id
 from sync_tasks.match import CONTACTS, CT_ID_PROPERTY
 from sync_tasks.state import SyncState
@@ -35,6 +35,26 @@ local current = redis.call('HGET', KEYS[1], ARGV[1])
 if current and current > ARGV[2] then return 0 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 return 1
+"""
+STALE, CLAIMED, STALE_BASE, BUSY = 0, 1, 2, 3
+WRITE_LOCK_MS = 60_000  # outlasts one batch write with its bisection; a killed worker's lock expires
+BUSY_RETRY_SECONDS = 2.0
+# KEYS: versions hash, written-generation hash, the contact's write lock.
+# ARGV: HubSpot id, version, generation the plan was made against ('' = unknown), token, lock ms.
+_CLAIM_UPDATE = """
+local holder = redis.call('GET', KEYS[3])
+if holder and holder ~= ARGV[4] then return 3 end
+local current = redis.call('HGET', KEYS[1], ARGV[1])
+if current and current > ARGV[2] then return 0 end
+local gen = redis.call('HGET', KEYS[2], ARGV[1]) or '0'
+if ARGV[3] ~= '' and gen ~= ARGV[3] then return 2 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('SET', KEYS[3], ARGV[4], 'PX', ARGV[5])
+return 1
+"""
+_UNLOCK = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
 """
 
 
@@ -64,7 +84,10 @@ class ContactPusher:
         self._links: list[tuple[str, str]] = []  # (contact id, company key) to associate
         self.resync: list[str] = []  # commercetools ids to match and map again
         self.counts: Counter[str] = Counter()  # created/updated, counted when the chunk is done
-        self._claim = state.r.register_script(_CLAIM_VERSION)
+        self._claim_version = state.r.register_script(_CLAIM_VERSION)
+        self._claim = state.r.register_script(_CLAIM_UPDATE)
+        self._unlock = state.r.register_script(_UNLOCK)
+        self.replan: list[str] = []  # commercetools ids whose diff went stale: plan again, uncounted
         self._member_companies: list[tuple[list[str], str]] = []  # (customer ids, company key)
 
     def push(self, plan: dict[str, Any]) -> dict[str, Any]:
@@ -103,8 +126,8 @@ class ContactPusher:
             for trace, result in out.results.items():
                 entry = by_trace[trace]
                 self._confirmed(entry, str(result["id"]), {**entry["properties"], CT_ID_PROPERTY: entry["key"]})
-                claimed = self._claim(keys=[Keys.source_version(CONTACTS)],
-                                      args=[str(result["id"]), entry.get("version") or ""])
+                claimed = self._claim_version(keys=[Keys.source_version(CONTACTS)],
+                                              args=[str(result["id"]), entry.get("version") or ""])
                 if not claimed:
                     self.resync.extend(entry["record_ids"])  # upserted onto newer data: map again
                 self.counts["created" if result.get("new", True) else "updated"] += len(entry["record_ids"])
@@ -118,19 +141,38 @@ class ContactPusher:
             self._note_retry(out)
         return {"creates": left}
 
-    def _claim_versions(self, entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """Keep the entries whose data is at least as new as any claimed for their contact, and claim
-        it. A late push (a redelivered or re-sent chain, slower than a newer one) is dropped here."""
-        fresh = []
+    def _claim_updates(self, entries: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """Claim each contact for this push; returns (claimed, busy).
+
+        Dropped: data older than what was already claimed for the contact (a redelivered or re-sent
+        chain, slower than a newer one). Re-planned: a diff made against written values that have
+        changed since (another push wrote in between; sending the diff would leave that push's values
+        where ours differ from them). Busy: another plan holds the contact's write lock; retried."""
+        claimed, busy = [], []
         for entry in entries:
-            claimed = self._claim(keys=[Keys.source_version(CONTACTS)],
-                                  args=[entry["hs_id"], entry.get("version") or ""])
-            if claimed:
-                fresh.append(entry)
+            hs_id = entry["hs_id"]
+            entry.setdefault("token", trace_id())  # plans made before tokens: a lock of this push's own
+            verdict = self._claim(
+                keys=[Keys.source_version(CONTACTS), Keys.written_generation(CONTACTS),
+                      Keys.write_lock(CONTACTS, hs_id)],
+                args=[hs_id, entry.get("version") or "", entry.get("base") or "", entry["token"],
+                      WRITE_LOCK_MS])
+            if verdict == CLAIMED:
+                claimed.append(entry)
+            elif verdict == BUSY:
+                busy.append(entry)
+            elif verdict == STALE_BASE:
+                log.info("push: records %s re-planned (their contact was written since the plan)",
+                         entry["record_ids"])
+                self.replan.extend(entry["record_ids"])
             else:
                 log.info("push: skipped stale data for records %s (newer data was written)", entry["record_ids"])
                 self.state.count(self.run_id, skipped=len(entry["record_ids"]))
-        return fresh
+        return claimed, busy
+
+    def _release(self, entries: list[dict[str, Any]]) -> None:
+        for entry in entries:
+            self._unlock(keys=[Keys.write_lock(CONTACTS, entry["hs_id"])], args=[entry["token"]])
 
     def _recheck_versions(self, entries: list[dict[str, Any]]) -> None:
         """After writing: if newer data was claimed while we wrote, our write may have landed last;
@@ -143,8 +185,17 @@ class ContactPusher:
                 self.resync.extend(entry["record_ids"])
 
     def _updates(self, entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        entries, left = self._claim_updates(entries)
+        if left:
+            self.retry_error = BusyError(f"hubspot: {len(left)} contacts are being written by another push",
+                                         retry_after=BUSY_RETRY_SECONDS)
+        try:
+            return left + self._write_updates(entries)
+        finally:
+            self._release(entries)
+
+    def _write_updates(self, entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
         left: list[dict[str, Any]] = []
-        entries = self._claim_versions(entries)
         for batch in _chunks(entries):
             by_trace = {trace_id(): e for e in batch}
             ids = {e["hs_id"]: t for t, e in by_trace.items()}
@@ -258,6 +309,7 @@ class PushResult:
     left: dict[str, Any] = field(default_factory=dict)  # work to retry; empty when all is done
     error: RetryableError | None = None  # what stopped the rest
     resync: list[str] = field(default_factory=list)  # record ids to match and map again
+    replan: list[str] = field(default_factory=list)  # the same, after a stale diff (not a collision)
 
 
 def push_plan(plan: dict[str, Any], hubspot: HubSpotClient, state: SyncState, run_id: str | None,
@@ -270,8 +322,9 @@ def push_plan(plan: dict[str, Any], hubspot: HubSpotClient, state: SyncState, ru
     except RetryableError as exc:  # refused before the first call: nothing was written
         return PushResult(dict(plan), exc, [])
     if not (left["creates"] or left["updates"] or left["links"]):
-        return PushResult(resync=pusher.resync)
-    return PushResult(left, pusher.retry_error or RetryableError("hubspot: work left after push"), pusher.resync)
+        return PushResult(resync=pusher.resync, replan=pusher.replan)
+    return PushResult(left, pusher.retry_error or RetryableError("hubspot: work left after push"), pusher.resync,
+                      pusher.replan)
 
 
 def _conflict_detail(out: Outcome, trace: str) -> Any:

@@ -19,6 +19,16 @@ RUN_TTL_SECONDS = 14 * 24 * 3600
 DLQ_MAXLEN = 100_000
 CREATE_INTENT_TTL_SECONDS = 14 * 24 * 3600  # outlives any retry or DLQ replay window
 
+# KEYS: written hash, generation hash. ARGV: HubSpot id, JSON object of properties to merge.
+_MERGE_WRITTEN = """
+local old = redis.call('HGET', KEYS[1], ARGV[1])
+local merged = old and cjson.decode(old) or {}
+for k, v in pairs(cjson.decode(ARGV[2])) do merged[k] = v end
+if next(merged) == nil then redis.call('HSET', KEYS[1], ARGV[1], '{}')
+else redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(merged)) end
+return redis.call('HINCRBY', KEYS[2], ARGV[1], 1)
+"""
+
 
 class SyncState:
     def __init__(self, client: redis.Redis) -> None:
@@ -86,12 +96,23 @@ class SyncState:
         values = self.r.hmget(Keys.written(hs_object), hs_ids)
         return {k: json.loads(v) for k, v in zip(hs_ids, values, strict=True) if v}
 
+    def written_with_generations(self, hs_object: str, hs_ids: list[str]
+                                 ) -> tuple[dict[str, dict[str, str]], dict[str, str]]:
+        """What we last wrote to each record and its generation, read as one snapshot: a diff made
+        against these values is valid while the generation stays the same (push.py checks)."""
+        if not hs_ids:
+            return {}, {}
+        pipe = self.r.pipeline(transaction=True)
+        pipe.hmget(Keys.written(hs_object), hs_ids)
+        pipe.hmget(Keys.written_generation(hs_object), hs_ids)
+        values, gens = pipe.execute()
+        written = {k: json.loads(v) for k, v in zip(hs_ids, values, strict=True) if v}
+        return written, {k: str(g or "0") for k, g in zip(hs_ids, gens, strict=True)}
+
     def save_written(self, hs_object: str, hs_id: str, properties: Mapping[str, str]) -> None:
-        """Merge `properties` into what we last wrote to `hs_id`."""
-        key = Keys.written(hs_object)
-        old = self.r.hget(key, hs_id)
-        merged = {**(json.loads(old) if old else {}), **properties}
-        self.r.hset(key, hs_id, json_dumps(merged))
+        """Merge `properties` into what we last wrote to `hs_id` and bump its generation, atomically."""
+        self.r.eval(_MERGE_WRITTEN, 2, Keys.written(hs_object), Keys.written_generation(hs_object), hs_id,
+                    json_dumps(dict(properties)))
 
     # -- associations already made ---------------------------------------------------------------
     def known_associations(self, pair: str, links: list[tuple[str, str]]) -> set[tuple[str, str]]:

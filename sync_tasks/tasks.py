@@ -1,8 +1,8 @@
 """Celery tasks: thin wrappers that call the plain functions of extract, match, changes and push.
 
 Retry policy, decided once in `SyncTask.defer`:
-- RateLimitedError (our fleet budget, or a HubSpot 429) is a wait: re-queued with a countdown,
-  never counted against the error budget.
+- WaitError is a wait: our fleet budget or a HubSpot 429 (RateLimitedError), or another push
+  writing the same contact (BusyError). Re-queued with a countdown, never counted as an error retry.
 - RetryableError backs off exponentially with jitter and counts; past `MAX_ERROR_RETRIES` the
   work goes to the dead-letter stream.
 - PermanentError goes to the dead-letter stream at once.
@@ -24,7 +24,7 @@ from sync_tasks.commercetools_client import CommercetoolsClient
 from sync_tasks.consent import push_consent
 from sync_tasks.constants import PUSH_QUEUE_BY_LANE, Lane, Queue, TaskName
 from sync_tasks.dlq import FailureLog
-from sync_tasks.errors import PermanentError, RateLimitedError, RetryableError, SyncError, backoff_seconds
+from sync_tasks.errors import PermanentError, RetryableError, SyncError, WaitError, backoff_seconds
 from sync_tasks.extract import run_extract
 from sync_tasks.hubspot_client import HubSpotClient
 from sync_tasks.inflight import ChunkLedger
@@ -77,7 +77,7 @@ class SyncTask(Task):
 
         Countdowns are chunked below the visibility timeout: a long wait (a DAILY pause) is served
         as several re-queues, each meeting the limiter's pause flag again until it lifts."""
-        if isinstance(exc, RateLimitedError):
+        if isinstance(exc, WaitError):
             wait = exc.retry_after if exc.retry_after is not None else celeryconfig.MAX_COUNTDOWN
             countdown = min(wait + random.uniform(0, 1.0), celeryconfig.MAX_COUNTDOWN)
             raise self.retry(args=args, kwargs={"errors": errors}, countdown=countdown, exc=exc)
@@ -200,13 +200,17 @@ def push(self: SyncTask, payload: dict[str, Any], errors: int = 0) -> dict[str, 
     first_failure = FailureLog(get_redis()).first_failure(self.request.id) if errors else None
     result = push_plan(payload["plan"], hubspot(ctx["lane"]), state(), ctx["run_id"], self.name,
                        attempts=errors + 1, first_failure=first_failure)
-    if result.resync:
-        resync.apply_async((result.resync, ctx), queue=Queue.SYNC.value)
+    again = result.resync or result.replan
+    if again:
+        # One resync task per push: it closes this chain once it has re-enqueued. A re-plan alone
+        # (a stale diff, not a collision) does not count towards the resync depth.
+        resync.apply_async((sorted({*result.resync, *result.replan}), ctx), {"rebase": not result.resync},
+                           queue=Queue.SYNC.value)
     # Consent after the contacts, so a new contact exists when its subscription status is set.
     consent_left = push_consent(payload["plan"].get("consent") or [], hubspot(ctx["lane"]), state(),
                                 load_mapping().consent, self.name)
     if result.error is None and consent_left.error is None:
-        if not result.resync:
+        if not again:
             inflight().close(ctx.get("chunk"))  # the chain is done (a resync closes it when it has re-enqueued)
         return {"run_id": ctx["run_id"], "done": True}
     left = {**result.left, "consent": consent_left.left}
@@ -216,7 +220,7 @@ def push(self: SyncTask, payload: dict[str, Any], errors: int = 0) -> dict[str, 
     self.defer(error, ({"ctx": ctx, "plan": left},), errors, ctx["run_id"], record_ids, {"plan": left})
     # Dead-lettered (defer did not re-queue): what this chunk did write still counts.
     state().count(ctx["run_id"], **left.get("counts", {}))
-    if not result.resync:
+    if not again:
         inflight().close(ctx.get("chunk"))  # dead-lettered: the DLQ holds what is left
     return {"run_id": ctx["run_id"], "done": False}
 
@@ -226,10 +230,12 @@ RECONCILE_MARGIN_SECONDS = 15.0  # beyond the longest legitimate silence of a ch
 
 
 @app.task(name=TaskName.RESYNC.value, bind=True, base=SyncTask)
-def resync(self: SyncTask, record_ids: list[str], ctx: dict[str, Any], errors: int = 0) -> dict[str, Any]:
+def resync(self: SyncTask, record_ids: list[str], ctx: dict[str, Any], errors: int = 0,
+           rebase: bool = False) -> dict[str, Any]:
     """Match and map records again from fresh commercetools data (after a create met an existing
-    contact). Bounded, so a record that keeps colliding ends in the dead-letter stream."""
-    depth = int(ctx.get("resync_depth", 0)) + 1
+    contact, or a planned diff went stale). Collisions are bounded, so a record that keeps colliding
+    ends in the dead-letter stream; a `rebase` (another push wrote the contact first) is not."""
+    depth = int(ctx.get("resync_depth", 0)) + (0 if rebase else 1)
     if depth > MAX_RESYNC_DEPTH:
         exc = PermanentError(f"records {record_ids} kept colliding with existing contacts")
         self.defer(exc, (record_ids, ctx), errors, ctx["run_id"], record_ids, {"record_ids": record_ids})

@@ -57,10 +57,10 @@ def _task_finished(**_: Any) -> None:
 
 def _task_retried(sender: Any = None, reason: Any = None, **_: Any) -> None:
     from sync_tasks import metrics
-    from sync_tasks.errors import RateLimitedError
+    from sync_tasks.errors import WaitError
     from sync_tasks.redis_conn import get_redis
 
-    kind = "wait" if isinstance(reason, RateLimitedError) else "error"
+    kind = "wait" if isinstance(reason, WaitError) else "error"
     metrics.count_retry(get_redis(), getattr(sender, "name", "unknown"), kind)
 
 

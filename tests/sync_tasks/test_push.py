@@ -1,0 +1,136 @@
+"""The push step's guards for one contact written by several chains: newer data wins, a diff planned
+against values that changed since is planned again, and two pushes never write one contact at once.
+Real Redis; HubSpot's batch update is a stand-in that applies the properties it is sent."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import redis
+
+from sync_tasks.changes import plan_contacts
+from sync_tasks.constants import Keys
+from sync_tasks.errors import BusyError
+from sync_tasks.hubspot_client import BatchResult
+from sync_tasks.match import Match
+from sync_tasks.push import push_plan
+from sync_tasks.state import SyncState
+from tests.sync_tasks.fakes import customer
+
+HS_ID = "501"
+EMAIL = "pat@example.com"
+
+
+class AppliedContacts:
+    """Keeps one contact's properties as HubSpot would after each batch update."""
+
+    def __init__(self) -> None:
+        self.properties: dict[str, str] = {}
+        self.updates: list[dict[str, str]] = []
+
+    @contextmanager
+    def prepaid(self, calls: int) -> Iterator[None]:
+        yield
+
+    def batch_update(self, obj: str, inputs: list[dict[str, Any]]) -> BatchResult:
+        for i in inputs:
+            self.properties.update(i["properties"])
+            self.updates.append(dict(i["properties"]))
+        return BatchResult(results=[{"id": i["id"], "properties": i["properties"]} for i in inputs])
+
+
+def _matches(*records: dict[str, Any]) -> list[Match]:
+    return [Match(record=r, hs_id=HS_ID, via="idmap", hs_ct_id=r["id"]) for r in records]
+
+
+def _existing(state: SyncState, hub: AppliedContacts, owner: dict[str, Any], other: dict[str, Any]) -> None:
+    """The contact as a finished backfill left it: `owner`'s values, both accounts its members."""
+    plan = plan_contacts(_matches(owner, other), state, "most_recently_modified", force=True)
+    assert not push_plan(plan.as_dict(), hub, state, None, "test").left  # type: ignore[arg-type]
+
+
+def test_a_diff_planned_before_another_push_wrote_is_planned_again_not_sent(redis_client: redis.Redis) -> None:
+    """The chaos suite's stale owner: an older chain (X the newest account then) and a newer one (Y
+    changed since) both planned against the same written values; the older wrote first, the newer's
+    diff lacked X's fields, and the contact kept X's values. Now the newer plan is re-planned."""
+    state, hub = SyncState(redis_client), AppliedContacts()
+    x = customer("x", EMAIL, "2026-01-01T00:00:00.000Z", first="Xavier", lastName="Ray")
+    y = customer("y", EMAIL, "2026-01-02T00:00:00.000Z", first="Yan", lastName="Zhu")
+    _existing(state, hub, y, x)
+    x1 = {**x, "lastModifiedAt": "2026-01-03T00:00:00.000Z", "firstName": "Xavi"}  # X becomes the owner
+    y2 = {**y, "lastModifiedAt": "2026-01-04T00:00:00.000Z", "firstName": "Yannick"}  # then Y again
+    older = plan_contacts(_matches(x1, y), state, "most_recently_modified")
+    newer = plan_contacts(_matches(x1, y2), state, "most_recently_modified")
+    assert set(newer.updates[0]["properties"]) == {"firstname", "ct_last_modified_at"}  # a diff against Y's
+
+    first = push_plan(older.as_dict(), hub, state, None, "test")  # type: ignore[arg-type]
+    assert first.error is None and hub.properties["lastname"] == "Ray"
+    second = push_plan(newer.as_dict(), hub, state, None, "test")  # type: ignore[arg-type]
+    assert second.error is None and second.replan == ["x", "y"]
+    assert len(hub.updates) == 2  # the stale diff was not sent
+
+    # The re-plan (what the resync task does) sends what the contact needs to show Y again.
+    again = plan_contacts(_matches(x1, y2), state, "most_recently_modified")
+    assert again.updates[0]["properties"]["lastname"] == "Zhu"
+    assert push_plan(again.as_dict(), hub, state, None, "test").replan == []  # type: ignore[arg-type]
+    assert hub.properties["firstname"] == "Yannick" and hub.properties["lastname"] == "Zhu"
+
+
+def test_older_data_is_dropped_after_newer_data_was_written(redis_client: redis.Redis) -> None:
+    state, hub = SyncState(redis_client), AppliedContacts()
+    x = customer("x", EMAIL, "2026-01-01T00:00:00.000Z")
+    y = customer("y", EMAIL, "2026-01-02T00:00:00.000Z")
+    _existing(state, hub, y, x)
+    newer = plan_contacts(_matches({**y, "lastModifiedAt": "2026-01-05T00:00:00.000Z", "firstName": "New"}, x),
+                          state, "most_recently_modified")
+    older = plan_contacts(_matches({**y, "lastModifiedAt": "2026-01-04T00:00:00.000Z", "firstName": "Old"}, x),
+                          state, "most_recently_modified")
+    assert push_plan(newer.as_dict(), hub, state, None, "test").error is None  # type: ignore[arg-type]
+    late = push_plan(older.as_dict(), hub, state, None, "test")  # type: ignore[arg-type]
+    assert late.error is None and late.replan == [] and hub.properties["firstname"] == "New"
+
+
+def test_a_contact_locked_by_another_push_waits_and_its_plan_keeps_for_the_retry(
+        redis_client: redis.Redis) -> None:
+    state, hub = SyncState(redis_client), AppliedContacts()
+    x = customer("x", EMAIL, "2026-01-01T00:00:00.000Z")
+    y = customer("y", EMAIL, "2026-01-02T00:00:00.000Z")
+    _existing(state, hub, y, x)
+    writes = len(hub.updates)
+    plan = plan_contacts(_matches({**y, "lastModifiedAt": "2026-01-05T00:00:00.000Z", "firstName": "New"}, x),
+                         state, "most_recently_modified").as_dict()
+    redis_client.set(Keys.write_lock("contacts", HS_ID), "another-plan", px=60_000)
+
+    busy = push_plan(plan, hub, state, None, "test")  # type: ignore[arg-type]
+    assert isinstance(busy.error, BusyError) and busy.error.retry_after
+    assert len(hub.updates) == writes and busy.left["updates"] == plan["updates"]  # nothing sent, all kept
+
+    redis_client.delete(Keys.write_lock("contacts", HS_ID))  # the other push finished without writing
+    done = push_plan(busy.left, hub, state, None, "test")  # type: ignore[arg-type]
+    assert done.error is None and hub.properties["firstname"] == "New"
+    assert redis_client.get(Keys.write_lock("contacts", HS_ID)) is None  # released after the write
+
+
+def test_a_redelivered_push_takes_back_its_own_lock(redis_client: redis.Redis) -> None:
+    """A worker killed mid-write leaves its lock; the same plan, redelivered, must not wait for it."""
+    state, hub = SyncState(redis_client), AppliedContacts()
+    x = customer("x", EMAIL, "2026-01-01T00:00:00.000Z")
+    y = customer("y", EMAIL, "2026-01-02T00:00:00.000Z")
+    _existing(state, hub, y, x)
+    plan = plan_contacts(_matches({**y, "lastModifiedAt": "2026-01-05T00:00:00.000Z", "firstName": "New"}, x),
+                         state, "most_recently_modified").as_dict()
+    redis_client.set(Keys.write_lock("contacts", HS_ID), plan["updates"][0]["token"], px=60_000)
+    result = push_plan(plan, hub, state, None, "test")  # type: ignore[arg-type]
+    assert result.error is None and hub.properties["firstname"] == "New"
+
+
+def test_written_values_merge_and_bump_their_generation(redis_client: redis.Redis) -> None:
+    state = SyncState(redis_client)
+    state.save_written("contacts", HS_ID, {"a": "1", "b": "ü/2"})
+    state.save_written("contacts", HS_ID, {"b": "3"})
+    written, gens = state.written_with_generations("contacts", [HS_ID, "missing"])
+    assert written == {HS_ID: {"a": "1", "b": "3"}} and gens == {HS_ID: "2", "missing": "0"}
+    state.save_written("contacts", HS_ID, {})
+    assert state.written("contacts", [HS_ID]) == {HS_ID: {"a": "1", "b": "3"}}
