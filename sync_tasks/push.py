@@ -189,10 +189,15 @@ class ContactPusher:
         if left:
             self.retry_error = BusyError(f"hubspot: {len(left)} contacts are being written by another push",
                                          retry_after=BUSY_RETRY_SECONDS)
+        retry: list[dict[str, Any]] = []
         try:
-            return left + self._write_updates(entries)
+            retry = self._write_updates(entries)
         finally:
-            self._release(entries)
+            # A write to retry may have landed (a dropped connection, a 502 after the write): its lock
+            # stays with this plan, so no other plan diffs against values that may be out of date.
+            # The retry takes it back by its token; a dead-lettered one expires.
+            self._release([e for e in entries if not any(e is r for r in retry)])
+        return left + retry
 
     def _write_updates(self, entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
         left: list[dict[str, Any]] = []

@@ -12,7 +12,7 @@ import redis
 
 from sync_tasks.changes import plan_contacts
 from sync_tasks.constants import Keys
-from sync_tasks.errors import BusyError
+from sync_tasks.errors import BusyError, RetryableError
 from sync_tasks.hubspot_client import BatchResult
 from sync_tasks.match import Match
 from sync_tasks.push import push_plan
@@ -29,6 +29,8 @@ class AppliedContacts:
     def __init__(self) -> None:
         self.properties: dict[str, str] = {}
         self.updates: list[dict[str, str]] = []
+        self.drop_after_write = 0  # the next n updates land, then the connection drops
+
 
     @contextmanager
     def prepaid(self, calls: int) -> Iterator[None]:
@@ -38,6 +40,9 @@ class AppliedContacts:
         for i in inputs:
             self.properties.update(i["properties"])
             self.updates.append(dict(i["properties"]))
+        if self.drop_after_write:
+            self.drop_after_write -= 1
+            raise RetryableError("hubspot: connection dropped")
         return BatchResult(results=[{"id": i["id"], "properties": i["properties"]} for i in inputs])
 
 
@@ -68,7 +73,7 @@ def test_a_diff_planned_before_another_push_wrote_is_planned_again_not_sent(redi
     first = push_plan(older.as_dict(), hub, state, None, "test")  # type: ignore[arg-type]
     assert first.error is None and hub.properties["lastname"] == "Ray"
     second = push_plan(newer.as_dict(), hub, state, None, "test")  # type: ignore[arg-type]
-    assert second.error is None and second.replan == ["x", "y"]
+    assert second.error is None and sorted(second.replan) == ["x", "y"]
     assert len(hub.updates) == 2  # the stale diff was not sent
 
     # The re-plan (what the resync task does) sends what the contact needs to show Y again.
@@ -124,6 +129,26 @@ def test_a_redelivered_push_takes_back_its_own_lock(redis_client: redis.Redis) -
     redis_client.set(Keys.write_lock("contacts", HS_ID), plan["updates"][0]["token"], px=60_000)
     result = push_plan(plan, hub, state, None, "test")  # type: ignore[arg-type]
     assert result.error is None and hub.properties["firstname"] == "New"
+
+
+def test_a_write_that_may_have_landed_keeps_its_lock_until_its_retry(redis_client: redis.Redis) -> None:
+    """A dropped connection leaves HubSpot possibly written but `written` not updated: no other plan
+    may diff against those values until this plan's retry has settled them."""
+    state, hub = SyncState(redis_client), AppliedContacts()
+    x = customer("x", EMAIL, "2026-01-01T00:00:00.000Z")
+    y = customer("y", EMAIL, "2026-01-02T00:00:00.000Z")
+    _existing(state, hub, y, x)
+    first = plan_contacts(_matches({**y, "lastModifiedAt": "2026-01-05T00:00:00.000Z", "firstName": "New"}, x),
+                          state, "most_recently_modified").as_dict()
+    other = plan_contacts(_matches({**y, "lastModifiedAt": "2026-01-05T00:00:00.000Z", "firstName": "New"}, x),
+                          state, "most_recently_modified").as_dict()
+    hub.drop_after_write = 1
+    dropped = push_plan(first, hub, state, None, "test")  # type: ignore[arg-type]
+    assert dropped.left["updates"] and not isinstance(dropped.error, BusyError)
+    assert isinstance(push_plan(other, hub, state, None, "test").error, BusyError)  # type: ignore[arg-type]
+    retried = push_plan(dropped.left, hub, state, None, "test")  # type: ignore[arg-type]
+    assert retried.error is None and redis_client.get(Keys.write_lock("contacts", HS_ID)) is None
+    assert sorted(push_plan(other, hub, state, None, "test").replan) == ["x", "y"]  # type: ignore[arg-type]
 
 
 def test_written_values_merge_and_bump_their_generation(redis_client: redis.Redis) -> None:
