@@ -14,7 +14,7 @@ from typing import Any
 from sync_tasks import rejected
 from sync_tasks.batch_writer import write
 from sync_tasks.errors import ErrorDetail, RetryableError
-from sync_tasks.hubspot_client import BATCH_LIMIT, HubSpotClient, trace_id
+from sync_tasks.hubspot_client import ASSOCIATION_BATCH_LIMIT, BATCH_LIMIT, HubSpotClient, trace_id
 from sync_tasks.mapping import changed
 from sync_tasks.match import CONTACTS
 from sync_tasks.state import SyncState
@@ -32,7 +32,7 @@ ASSOCIATION_TYPES: dict[tuple[str, str], int] = {
     ("deals", "line_items"): 19,
     ("deals", "contacts"): 3,
 }
-ASSOCIATION_BATCH = 1000
+ASSOCIATION_BATCH = ASSOCIATION_BATCH_LIMIT  # the documented cap (hubspot-api.md §1); the sandbox enforces it
 
 
 @dataclass

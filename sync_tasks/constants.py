@@ -113,6 +113,12 @@ class Keys:
         return f"{PREFIX}:intent:{hs_object}:{key}"
 
     @staticmethod
+    def match_tried(hs_object: str, day: int) -> str:
+        """HASH commercetools id -> 1, per UTC day: records the match step sent on unread (nothing in
+        Redis knew them); seen again, they are read from HubSpot (sync_tasks/match.py)."""
+        return f"{PREFIX}:match-tried:{hs_object}:{day}"
+
+    @staticmethod
     def associations(pair: str) -> str:
         """SET of 'fromId:toId' associations already created."""
         return f"{PREFIX}:assoc:{pair}"

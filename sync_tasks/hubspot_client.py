@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 
 API = "hubspot"
 BATCH_LIMIT = 100
+ASSOCIATION_BATCH_LIMIT = 2_000  # associations v4 batch create / associate-default inputs per call
 CRM = "/crm/v3/objects"
 
 
@@ -162,6 +163,7 @@ class HubSpotClient:
     def associate_default(self, from_obj: str, to_obj: str, pairs: Sequence[tuple[str, str]]) -> BatchResult:
         if not pairs:
             return BatchResult()
+        _check_size(pairs, ASSOCIATION_BATCH_LIMIT)
         body = {"inputs": [{"from": {"id": a}, "to": {"id": b}} for a, b in pairs]}
         response = self.request("POST", f"/crm/v4/associations/{from_obj}/{to_obj}/batch/associate/default",
                                 json=body, bucket=Bucket.ASSOCIATIONS)
@@ -171,6 +173,7 @@ class HubSpotClient:
         """Labelled associations (HUBSPOT_DEFINED type ids); HubSpot keeps one per pair and type."""
         if not pairs:
             return BatchResult()
+        _check_size(pairs, ASSOCIATION_BATCH_LIMIT)
         body = {"inputs": [{"from": {"id": a}, "to": {"id": b}, "types": [
             {"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": type_id}]} for a, b in pairs]}
         response = self.request("POST", f"/crm/v4/associations/{from_obj}/{to_obj}/batch/create",
@@ -213,9 +216,9 @@ def _email_redacted(email: str) -> Iterator[None]:
         raise
 
 
-def _check_size(inputs: Sequence[Any]) -> None:
-    if len(inputs) > BATCH_LIMIT:
-        raise ValueError(f"a HubSpot batch holds at most {BATCH_LIMIT} inputs, got {len(inputs)}")
+def _check_size(inputs: Sequence[Any], limit: int = BATCH_LIMIT) -> None:
+    if len(inputs) > limit:
+        raise ValueError(f"a HubSpot batch holds at most {limit} inputs, got {len(inputs)}")
 
 
 def _batch_result(response: requests.Response) -> BatchResult:

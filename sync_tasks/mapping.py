@@ -13,6 +13,7 @@ import hashlib
 import json
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -101,7 +102,10 @@ def _store_key(resource: dict[str, Any]) -> str | None:
 
 def store_context(resource: dict[str, Any], part: str, context: ContextSpec) -> str | None:
     """Store key, currency, distribution channel or locale of a customer, order or cart."""
-    store = _store_key(resource)
+    return _store_part(resource, part, context, _store_key(resource) if part != "locale" else None)
+
+
+def _store_part(resource: dict[str, Any], part: str, context: ContextSpec, store: str | None) -> str | None:
     if part == "store":
         return store
     if part == "locale":
@@ -120,93 +124,197 @@ def store_context(resource: dict[str, Any], part: str, context: ContextSpec) -> 
     return spec.channel if spec else None
 
 
+class _Resource:
+    """One resource under evaluation, with what several properties need computed once."""
+
+    __slots__ = ("_addresses", "_has_store", "_store", "context", "data", "locale")
+
+    def __init__(self, data: dict[str, Any], context: ContextSpec) -> None:
+        self.data = data
+        self.context = context
+        self.locale = tf.text(data.get("locale"))
+        self._store: str | None = None
+        self._has_store = False
+        self._addresses: dict[str, dict[str, Any]] = {}
+
+    def address(self, kind: str) -> dict[str, Any]:
+        """The default address of `kind`, looked up once for all its parts."""
+        found = self._addresses.get(kind)
+        if found is None:
+            found = self._addresses[kind] = tf.default_address(self.data, kind)
+        return found
+
+    @property
+    def store(self) -> str | None:
+        if not self._has_store:
+            self._store, self._has_store = _store_key(self.data), True
+        return self._store
+
+
+Result = tuple[str | None, str | None]
+Evaluator = Callable[[_Resource], Result]
+
+
+def _path_value(raw: Any, r: _Resource) -> Result:
+    if raw.__class__ is str:
+        return raw.strip() or None, None
+    if isinstance(raw, list):
+        return tf.multi(raw)[0], None
+    return (tf.localized(raw, r.locale, r.context.fallback_locales) if isinstance(raw, dict) else tf.text(raw)), None
+
+
+def _compile(spec: PropertySpec) -> Evaluator:
+    """The property's evaluation as one closure: the transform is dispatched and the source path
+    parsed once per mapping, not once per property of every record (this is the sync's hot loop)."""
+    t = spec.transform
+    parts = tf.compile_path(spec.source) if spec.source else None
+    walk = tf.walk
+    part = spec.part or ""
+    if t == "path":
+        return lambda r: _path_value(walk(r.data, parts), r)
+    if t == "address":
+        kind = spec.address
+        return lambda r: (tf.address_part(r.address(kind), part), None)
+    if t == "customer_group":
+        use = spec.part or "key"
+        return lambda r: (tf.customer_group(r.data, use), None)
+    if t == "language":
+        options = frozenset(spec.options or HS_LANGUAGES)
+        return lambda r: (tf.language(walk(r.data, parts), options), None)
+    if t == "localized":
+        return lambda r: (tf.localized(walk(r.data, parts), r.locale, r.context.fallback_locales), None)
+    if t == "multi":
+        allowed = spec.options
+
+        def multi(r: _Resource) -> Result:
+            value, unknown = tf.multi(walk(r.data, parts), allowed)
+            return value, (f"values {unknown} are not among the property's options" if unknown else None)
+        return multi
+    if t == "constant":
+        constant = spec.value
+        return lambda r: (constant, None)
+    if t == "concat":
+        sources = [tf.compile_path(s) for s in spec.sources or []]
+        separator = spec.separator
+        return lambda r: (tf.concat([walk(r.data, p) for p in sources], separator), None)
+    simple: dict[str, Callable[[Any], str | None]] = {
+        "enum": tf.enum_key, "boolean": tf.boolean, "date": tf.date, "datetime": tf.datetime, "money": tf.money,
+        "money_currency": tf.money_currency, "number": tf.number, "email": tf.email, "company_key": company_key}
+    if t in simple:
+        fn = simple[t]
+        return lambda r: (fn(walk(r.data, parts)), None)
+    if part == "locale":
+        return lambda r: (r.locale, None)
+    return lambda r: (_store_part(r.data, part, r.context, r.store), None)
+
+
 def evaluate(spec: PropertySpec, resource: dict[str, Any], context: ContextSpec) -> tuple[str | None, str | None]:
     """(value, partial-rejection note). Raises tf.Rejected when the whole value is invalid."""
-    t = spec.transform
-    raw = tf.get_path(resource, spec.source) if spec.source else None
-    locale = tf.text(resource.get("locale"))
-    if t == "path":
-        if isinstance(raw, list):
-            return tf.multi(raw)[0], None
-        return (tf.localized(raw, locale, context.fallback_locales) if isinstance(raw, dict) else tf.text(raw)), None
-    if t == "address":
-        return tf.address_part(tf.default_address(resource, spec.address), spec.part or ""), None
-    if t == "customer_group":
-        return tf.customer_group(resource, spec.part or "key"), None
-    if t == "language":
-        return tf.language(raw, spec.options or HS_LANGUAGES), None
-    if t == "localized":
-        return tf.localized(raw, locale, context.fallback_locales), None
-    if t == "multi":
-        value, unknown = tf.multi(raw, spec.options)
-        return value, (f"values {unknown} are not among the property's options" if unknown else None)
-    if t == "enum":
-        return tf.enum_key(raw), None
-    if t == "boolean":
-        return tf.boolean(raw), None
-    if t == "date":
-        return tf.date(raw), None
-    if t == "datetime":
-        return tf.datetime(raw), None
-    if t == "money":
-        return tf.money(raw), None
-    if t == "money_currency":
-        return tf.money_currency(raw), None
-    if t == "number":
-        return tf.number(raw), None
-    if t == "constant":
-        return spec.value, None
-    if t == "concat":
-        return tf.concat([tf.get_path(resource, s) for s in spec.sources or []], spec.separator), None
-    if t == "email":
-        return tf.email(raw), None
-    if t == "company_key":
-        return company_key(raw), None
-    return store_context(resource, spec.part or "", context), None
+    return _compiled_spec(spec)(_Resource(resource, context))
+
+
+# What a transform's output already is: its HubSpot type check would only parse it again.
+_TYPED_OUTPUT = {("number", "number"), ("money", "number"), ("boolean", "bool"), ("date", "date"),
+                 ("datetime", "datetime")}
+
+
+def _checker(spec: PropertySpec) -> Callable[[str], str] | None:
+    """What HubSpot would refuse, refused here: the rest of the record still goes through."""
+    kind = spec.hs_type
+    if (spec.transform, kind) in _TYPED_OUTPUT:
+        return None
+    if kind == "number":
+        return lambda v: tf.number(v) or ""
+    if kind == "bool":
+        return lambda v: tf.boolean(v) or ""
+    if kind == "date":
+        return lambda v: tf.date(v) or ""
+    if kind == "datetime":
+        return lambda v: tf.datetime(v) or ""
+    if kind == "enumeration" and spec.options and spec.transform != "multi":
+        options, allowed = spec.options, frozenset(spec.options)
+
+        def enumeration(value: str) -> str:
+            if value not in allowed:
+                raise tf.Rejected(f"{value[:60]!r} is not one of the options {options}")
+            return value
+        return enumeration
+    return None
 
 
 def _check_type(spec: PropertySpec, value: str) -> str:
-    """What HubSpot would refuse, refused here: the rest of the record still goes through."""
-    kind = spec.hs_type
-    if kind == "number":
-        return tf.number(value) or ""
-    if kind == "bool":
-        return tf.boolean(value) or ""
-    if kind == "date":
-        return tf.date(value) or ""
-    if kind == "datetime":
-        return tf.datetime(value) or ""
-    if kind == "enumeration" and spec.options and spec.transform != "multi" and value not in spec.options:
-        raise tf.Rejected(f"{value[:60]!r} is not one of the options {spec.options}")
-    return value
+    check = _checker(spec)
+    return check(value) if check else value
+
+
+@dataclass(frozen=True)
+class _Property:
+    name: str
+    evaluate: Evaluator
+    check: Callable[[str], str] | None
+    keep_if_none: bool  # False for e-mails: never clear one, it is the contact's key
+
+
+# Compiled per spec / section object (mapping files are immutable and cached by load_mapping); the
+# object itself is kept beside its compilation so an id is never reused while the entry lives.
+_SPECS: dict[int, tuple[PropertySpec, Evaluator]] = {}
+_SECTIONS: dict[int, tuple[ObjectSection, list[_Property]]] = {}
+_MAX_COMPILED = 256  # sections; a worker reloading edited mapping files must not grow without bound
+
+
+def _compiled_spec(spec: PropertySpec) -> Evaluator:
+    hit = _SPECS.get(id(spec))
+    if hit is not None and hit[0] is spec:
+        return hit[1]
+    if len(_SPECS) > _MAX_COMPILED * 64:
+        _SPECS.clear()
+    fn = _compile(spec)
+    _SPECS[id(spec)] = (spec, fn)
+    return fn
+
+
+def _compiled(section: ObjectSection) -> list[_Property]:
+    hit = _SECTIONS.get(id(section))
+    if hit is not None and hit[0] is section:
+        return hit[1]
+    if len(_SECTIONS) > _MAX_COMPILED:
+        _SECTIONS.clear()
+    props = [_Property(name, _compiled_spec(spec), _checker(spec), spec.transform != "email")
+             for name, spec in section.properties.items()]
+    _SECTIONS[id(section)] = (section, props)
+    return props
 
 
 def map_object(section: ObjectSection, resource: dict[str, Any], context: ContextSpec | None = None,
                kind: str = "record") -> Mapped:
     """Apply one section of the mapping file to one commercetools resource."""
-    context = context or ContextSpec()
-    record = f"{kind} {resource.get('id')}"
+    r = _Resource(resource, context or _NO_CONTEXT)
     mapped = Mapped(properties={})
-    for name, spec in section.properties.items():
+    properties, rejected = mapped.properties, mapped.rejected
+    for prop in _compiled(section):
         try:
-            value, note = evaluate(spec, resource, context)
-            if value is not None:
-                value = _check_type(spec, value)
+            value, note = prop.evaluate(r)
+            if value is not None and prop.check is not None:
+                value = prop.check(value)
         except tf.Rejected as exc:
-            mapped.rejected[name] = str(exc)
+            rejected[prop.name] = str(exc)
             continue
         if note:
-            mapped.rejected[name] = note
-        if value is None and spec.transform == "email":
-            continue  # never clear an e-mail: it is the contact's key
-        text = value or ""
-        text, cut = tf.clip(text)
-        if cut:
-            mapped.warnings.append(f"{record}: {name} truncated to {MAX_STRING} characters")
-        mapped.properties[name] = text
+            rejected[prop.name] = note
+        if value is None:
+            if not prop.keep_if_none:
+                continue
+            value = ""
+        elif len(value) > MAX_STRING:
+            value = value[:MAX_STRING]
+            mapped.warnings.append(f"{kind} {resource.get('id')}: {prop.name} truncated to {MAX_STRING} characters")
+        properties[prop.name] = value
     for warning in mapped.warnings:
         log.warning(warning)
     return mapped
+
+
+_NO_CONTEXT = ContextSpec()
 
 
 def map_customer(customer: dict[str, Any], mapping: MappingFile | None = None) -> Mapped:

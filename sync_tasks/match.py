@@ -3,22 +3,42 @@
 Order of lookup: the Redis id map (commercetools id, then our e-mail index), then a batch read by
 the unique property `ct_customer_id`, then one by e-mail (trimmed, lower-cased), then the optional
 external-id properties. The Search API never decides whether a record exists: it lags and is capped.
+
+The HubSpot reads are skipped for a record Redis has never heard of, the first time the match sees
+it (a backfill into a new portal: two reads per chunk that cannot find anything). That is safe
+because a create is a batch upsert on the unique `ct_customer_id`: a contact already holding the
+key is updated, never duplicated, and an e-mail owned by another contact (a form's, or another
+account's) is refused with a 409 that sends the records back through match and map (`resync`).
+The second time, the record is read as before. Records are always read when:
+* they were sent on unread before (within a day), or an upsert of their e-mail never confirmed
+  (a create intent is pending: a crash between HubSpot's write and Redis, or a 409);
+* an external-id property is configured and the record has a value for it (another system's
+  contact carries no key of ours and need not share the e-mail);
+* the `[contact]` mapping has properties that are not commercetools-owned: an upsert landing on an
+  existing contact (Redis lost its id map) would overwrite them, where an update honours ownership;
+* the state is not the sync's own (`ctsync plan` reads through a read-only one: no marker is kept,
+  and the dry run must show what HubSpot holds).
 """
 
 from __future__ import annotations
 
+import time
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, fields
 from typing import Any, Protocol
 
+from sync_tasks.constants import Keys
 from sync_tasks.hubspot_client import BatchResult
-from sync_tasks.mapping import normalize_email
+from sync_tasks.mapping import load_mapping, normalize_email
+from sync_tasks.mapping_file import MappingFile
 from sync_tasks.state import SyncState
 
 CONTACTS = "contacts"
 CT_ID_PROPERTY = "ct_customer_id"
 MEMBERS_PROPERTY = "ct_customer_ids"
 READ_PROPERTIES = ["email", CT_ID_PROPERTY, MEMBERS_PROPERTY]
+DAY_SECONDS = 86_400
+TRIED_TTL_SECONDS = 2 * DAY_SECONDS  # a marker lives through the next day's bucket
 
 
 class Reader(Protocol):
@@ -42,7 +62,10 @@ class Match:
 
 
 def match_customers(records: list[dict[str, Any]], state: SyncState, hubspot: Reader,
-                    external_ids: dict[str, str] | None = None) -> list[Match]:
+                    external_ids: dict[str, str] | None = None, mapping: MappingFile | None = None,
+                    now: float | None = None, unread_first: bool = True) -> list[Match]:
+    """`unread_first`: skip the reads as the module docstring says. The dry run (`ctsync plan`) turns
+    it off: it keeps no marker and must show what HubSpot holds."""
     matches = [Match(record=r) for r in records]
 
     def open_() -> list[Match]:
@@ -60,17 +83,47 @@ def match_customers(records: list[dict[str, Any]], state: SyncState, hubspot: Re
         if email and email in by_email:
             m.hs_id, m.via = by_email[email], "email-index"
 
-    if not open_():
+    to_read = _worth_reading(open_(), emails, state, external_ids or {}, mapping, now) if unread_first else open_()
+    if not to_read:
         return matches
     # Budget for every read this chunk may need, taken at once: a refusal half-way would repeat reads.
-    reads = 2 + sum(1 for f in (external_ids or {}) if any(m.record.get(f) for m in open_()))
+    reads = 2 + sum(1 for f in (external_ids or {}) if any(m.record.get(f) for m in to_read))
     with hubspot.prepaid(reads):
-        _read_hubspot(matches, emails, state, hubspot, external_ids or {})
+        _read_hubspot(to_read, emails, state, hubspot, external_ids or {})
     return matches
+
+
+def _worth_reading(pending: list[Match], emails: dict[str, str | None], state: SyncState,
+                   external_ids: dict[str, str], mapping: MappingFile | None, now: float | None) -> list[Match]:
+    """The unmatched records HubSpot's reads could resolve (module docstring); marks the others
+    as sent on unread, so their next pass reads."""
+    if not pending:
+        return []
+    section = (mapping or load_mapping()).contact
+    if any(section.owner_of(name) != "commercetools" for name in section.properties):
+        return pending
+    must = {id(m) for m in pending if any(m.record.get(f) for f in external_ids)}
+    keys = {m.record["id"]: emails[m.record["id"]] or f"ct:{m.record['id']}" for m in pending}
+    intents = state.create_intents(CONTACTS, sorted(set(keys.values())))
+    must |= {id(m) for m in pending if keys[m.record["id"]] in intents}
+    fresh = [m for m in pending if id(m) not in must]
+    if fresh:
+        day = int((time.time() if now is None else now) // DAY_SECONDS)
+        today, yesterday = Keys.match_tried(CONTACTS, day), Keys.match_tried(CONTACTS, day - 1)
+        pipe = state.r.pipeline(transaction=False)
+        for m in fresh:
+            pipe.hsetnx(today, m.record["id"], 1)
+        pipe.expire(today, TRIED_TTL_SECONDS)
+        pipe.hmget(yesterday, [m.record["id"] for m in fresh])
+        *first, _, before = pipe.execute()
+        # HSETNX answers 0 when the record was marked today already; yesterday's bucket counts too.
+        must |= {id(m) for m, new, old in zip(fresh, first, before, strict=True) if not new or old}
+    return [m for m in pending if id(m) in must]
 
 
 def _read_hubspot(matches: list[Match], emails: dict[str, str | None], state: SyncState, hubspot: Reader,
                   external_ids: dict[str, str]) -> None:
+    """Batch reads for `matches` (all unmatched): by `ct_customer_id`, by e-mail, by external ids."""
     def open_() -> list[Match]:
         return [m for m in matches if m.hs_id is None]
 

@@ -124,7 +124,7 @@ def plan_customers(records: list[dict[str, Any]], ct: CommercetoolsClient, hubsp
 
     for i in range(0, len(records), settings.chunk_size):
         chunk = records[i:i + settings.chunk_size]
-        matches = match_customers(chunk, ro, hubspot, settings.external_id_properties)
+        matches = match_customers(chunk, ro, hubspot, settings.external_id_properties, unread_first=False)
         plan = plan_contacts(matches, ro, settings.shared_fields_rule, force=force, fetch=fetch, mapping=mapping,
                              filters=filters)
         entries = plan.creates + plan.updates

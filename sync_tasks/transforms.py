@@ -18,6 +18,7 @@ from typing import Any
 MAX_STRING = 65_536
 EMAIL_RE = re.compile(r"^[^@\s;]+@[^@\s;]+\.[^@\s;]+$")
 _PATH_PART = re.compile(r"^([^\[\]]+)(\[\*\])?$")
+_CANONICAL_INSTANT = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z")
 
 
 class Rejected(Exception):
@@ -25,31 +26,62 @@ class Rejected(Exception):
 
 
 # -- paths --------------------------------------------------------------------------------------
-def get_path(resource: Any, path: str) -> Any:
-    """`a.b.c` into nested dicts; `stores[*].key` collects over a list. Missing → None."""
-    values: list[Any] = [resource]
-    many = False
+def compile_path(path: str) -> tuple[tuple[str, bool], ...] | None:
+    """`a.b[*].c` → ((a, False), (b, True), (c, False)); None when a part is malformed."""
+    parts: list[tuple[str, bool]] = []
     for part in path.split("."):
         m = _PATH_PART.match(part)
         if not m:
             return None
-        key, star = m.group(1), m.group(2)
+        parts.append((m.group(1), bool(m.group(2))))
+    return tuple(parts)
+
+
+_COMPILED_PATHS: dict[str, tuple[tuple[str, bool], ...] | None] = {}
+
+
+def get_path(resource: Any, path: str) -> Any:
+    """`a.b.c` into nested dicts; `stores[*].key` collects over a list. Missing → None."""
+    try:
+        parts = _COMPILED_PATHS[path]
+    except KeyError:
+        parts = _COMPILED_PATHS[path] = compile_path(path)
+    return walk(resource, parts)
+
+
+def walk(resource: Any, parts: tuple[tuple[str, bool], ...] | None) -> Any:
+    """`get_path` with the path already compiled (the mapping evaluates the same paths per record)."""
+    if parts is None:
+        return None
+    value = resource
+    for i, (key, star) in enumerate(parts):
+        if star:
+            return _walk_many(value, parts[i:])
+        # Plain dict look-ups until the first `[*]`: the common case, without building lists.
+        value = value.get(key) if isinstance(value, dict) else None
+        if value is None:
+            return [] if any(s for _, s in parts) else None  # a `[*]` path always gives a list
+    return value
+
+
+def _walk_many(resource: Any, parts: tuple[tuple[str, bool], ...]) -> list[Any]:
+    values: list[Any] = [resource]
+    for key, star in parts:
         nxt: list[Any] = []
         for value in values:
             child = value.get(key) if isinstance(value, dict) else None
             if star:
-                many = True
                 nxt.extend(child if isinstance(child, list) else [])
             elif child is not None:
                 nxt.append(child)
         values = nxt
-    if many:
-        return values
-    return values[0] if values else None
+    return values
 
 
 def text(value: Any) -> str | None:
     """Any scalar as trimmed text; None for None, containers and empty strings."""
+    if value.__class__ is str:  # the common case first: this runs for most properties of every record
+        return value.strip() or None
     if value is None or isinstance(value, dict | list):
         return None
     if isinstance(value, bool):
@@ -198,6 +230,10 @@ def date(value: Any) -> str | None:
 
 def datetime(value: Any) -> str | None:
     """A DateTime → ISO 8601 UTC with milliseconds."""
+    if value.__class__ is str and _CANONICAL_INSTANT.fullmatch(value):
+        # Already in the output form (commercetools' own timestamps): validate, no reformatting.
+        _parse_instant(value)
+        return value
     parsed = _parse_instant(value)
     if parsed is None:
         return None
