@@ -28,14 +28,19 @@ class CeleryReplayer:
         self.tasks = tasks
 
     def fetch(self, entity: str, record_ids: list[str]) -> list[dict[str, Any]]:
+        if entity == "orders":
+            from sync_tasks.commerce_tasks import fetch_orders
+
+            return fetch_orders(record_ids)
         if entity != "customers":
             raise ValueError(f"no replay path for entity {entity!r}")
         return self.tasks.fetch_customers(record_ids)
 
     def enqueue(self, entity: str, records: list[dict[str, Any]], ctx: dict[str, Any]) -> None:
+        from sync_tasks.extract import chunk_size
         from sync_tasks.settings import get_settings
 
-        size = get_settings().chunk_size
+        size = chunk_size(entity, get_settings())
         for i in range(0, len(records), size):
             self.tasks.enqueue_chunk(records[i:i + size], ctx)
 

@@ -29,6 +29,7 @@ class TaskName(StrEnum):
     CART_PUSH = "ctsync.carts.push"
     EVENTS_APPLY = "ctsync.events.apply"
     ORDER_RESYNC = "ctsync.orders.resync"
+    ORDER_RECONCILE = "ctsync.orders.reconcile"
     LIFECYCLE_CHURN = "ctsync.lifecycle.churn"
     WRITEBACK_POLL = "ctsync.writeback.poll"
 
@@ -151,6 +152,17 @@ class Keys:
     def chunks_touched() -> str:
         """HASH chunk id -> when one of its tasks last ran (epoch seconds)."""
         return f"{PREFIX}:chunks:touched"
+
+    @staticmethod
+    def entity_chunks_pending(entity: str) -> str:
+        """HASH chunk id -> JSON {ids, ctx}: the in-flight ledger of another entity's chains (orders),
+        kept apart from the customers' one, which `ctsync.reconcile` re-reads as customers."""
+        return f"{PREFIX}:chunks:{entity}:pending"
+
+    @staticmethod
+    def entity_chunks_touched(entity: str) -> str:
+        """HASH chunk id -> when one of its tasks last ran (epoch seconds), per entity."""
+        return f"{PREFIX}:chunks:{entity}:touched"
 
     @staticmethod
     def dlq_replaying(entry_id: str) -> str:

@@ -2,13 +2,20 @@
 push them with their associations, the person's ledger and the contact rollups.
 
 A guest order (no customer account) matches a contact by e-mail, or creates one by upserting on
-e-mail. An order whose customer has not been synced yet falls back to the same e-mail match; the
-customer sync later finds that contact by e-mail too, so both converge on one contact.
+e-mail. An order of a registered customer never creates a contact: it takes the customer's contact
+(id map, else the e-mail index or HubSpot by e-mail). While the customer's own chain has not made
+it yet, the order waits (`contact_waits`); if the customer is in the DLQ, or the wait outlasts
+`CONTACT_WAIT_SECONDS`, the order is dead-lettered with "customer <id> has no contact". A guest
+contact made from the order's e-mail would hide a customer that failed (the DLQ would be the only
+trace of it, and the contact would carry none of its fields).
 """
 
 from __future__ import annotations
 
 import logging
+import random
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
 from sync_tasks.commerce_push import (
@@ -40,12 +47,23 @@ CARTS = "carts"
 DEALS = "deals"
 PRODUCTS = "products"
 SKU_PROPERTY = "ct_sku"
+# Waiting for a registered customer's contact: first re-check after CONTACT_WAIT_FIRST_S, doubling
+# up to CONTACT_WAIT_MAX_S (and never beyond the caller's cap); dead-lettered after CONTACT_WAIT_SECONDS.
+CONTACT_WAIT_FIRST_S = 5.0
+CONTACT_WAIT_MAX_S = 300.0
+CONTACT_WAIT_SECONDS = 6 * 3600.0
+CONTACT_WAIT_WHOLE_S = 600.0  # until then a chunk waits whole; later its ready orders go on alone
+NO_CONTACT = "NO_CONTACT"
 STEPS = ("guests", "products", "orders", "line_items", "associations", "deals", "ledger", "finish")
 
 
 # -- match --------------------------------------------------------------------------------------------
-def match_people(records: list[dict[str, Any]], state: SyncState, hubspot: HubSpotClient) -> dict[str, dict[str, Any]]:
-    """record id → {"contact": HubSpot contact id or None, "email": normalised e-mail or None}."""
+def match_people(records: list[dict[str, Any]], state: SyncState, hubspot: HubSpotClient,
+                 read_hubspot: bool = True) -> dict[str, dict[str, Any]]:
+    """record id → {"contact": HubSpot contact id or None, "email": normalised e-mail or None}.
+
+    `read_hubspot=False` (a re-check while waiting for customers' contacts) looks in Redis only:
+    the customer chain records the contacts it makes there, and a wait then costs no HubSpot call."""
     out: dict[str, dict[str, Any]] = {
         r["id"]: {"contact": None, "email": normalize_email(r.get("customerEmail"))} for r in records}
     by_customer = state.lookup_ids(CONTACTS, sorted({r["customerId"] for r in records if r.get("customerId")}))
@@ -55,7 +73,7 @@ def match_people(records: list[dict[str, Any]], state: SyncState, hubspot: HubSp
     open_emails = sorted({p["email"] for p in out.values() if p["contact"] is None and p["email"]})
     known = state.lookup_emails(open_emails)
     missing = [e for e in open_emails if e not in known]
-    if missing:
+    if missing and read_hubspot:
         with hubspot.prepaid(1):
             result = hubspot.batch_read(CONTACTS, missing, ["email"], id_property="email")
         found = {normalize_email(x["properties"].get("email")) or "": str(x["id"]) for x in result.results}
@@ -67,12 +85,88 @@ def match_people(records: list[dict[str, Any]], state: SyncState, hubspot: HubSp
     return out
 
 
+@dataclass
+class ContactWait:
+    """The orders of a chunk sorted by whether their person's contact is known."""
+
+    ready: list[dict[str, Any]] = field(default_factory=list)
+    waiting: list[dict[str, Any]] = field(default_factory=list)  # the customer's chain may still make it
+    # customer id -> (DLQ kind, reason, the customer's DLQ entry id or "") for orders to dead-letter
+    no_contact: dict[str, tuple[str, str, str]] = field(default_factory=dict)
+    orders_without_contact: dict[str, list[str]] = field(default_factory=dict)  # customer id -> order ids
+
+
+def awaiting_contact(records: list[dict[str, Any]], people: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """Orders of registered customers (customerId set) whose contact is not known yet."""
+    return [r for r in records if r.get("customerId") and not people.get(r["id"], {}).get("contact")]
+
+
+def dead_customers(entries: Iterable[Any], customer_ids: set[str]) -> dict[str, tuple[str, str]]:
+    """customer id -> (kind, DLQ entry id) for those of `customer_ids` with a customers DLQ entry;
+    a permanent entry wins over an exhausted one. `entries`: `sync_tasks.dlq.DlqEntry`s."""
+    out: dict[str, tuple[str, str]] = {}
+    for entry in entries:
+        if entry.entity != "customers":
+            continue
+        for cid in customer_ids.intersection(entry.record_ids):
+            if cid not in out or (entry.kind == "permanent" and out[cid][0] != "permanent"):
+                out[cid] = (entry.kind, entry.id)
+    return out
+
+
+def sort_by_contact(records: list[dict[str, Any]], people: dict[str, dict[str, Any]],
+                    dead: dict[str, tuple[str, str]], waited_s: float, max_wait_s: float = CONTACT_WAIT_SECONDS
+                    ) -> ContactWait:
+    """Ready orders go on; orders of a customer without a contact wait, unless the customer is in the
+    DLQ (the order follows it there, same kind: a replayed customer takes its orders along) or the
+    wait is over (exhausted: a replay re-checks)."""
+    out = ContactWait()
+    waiting = {r["id"] for r in awaiting_contact(records, people)}
+    for record in records:
+        if record["id"] not in waiting:
+            out.ready.append(record)
+            continue
+        cid = str(record["customerId"])
+        if cid in dead:
+            kind, entry = dead[cid]
+            out.no_contact[cid] = (kind, f"customer {cid} has no contact: it is in the DLQ ({kind})", entry)
+        elif waited_s >= max_wait_s:
+            out.no_contact[cid] = ("exhausted", f"customer {cid} has no contact after {int(waited_s)} s", "")
+        else:
+            out.waiting.append(record)
+            continue
+        out.orders_without_contact.setdefault(cid, []).append(record["id"])
+    return out
+
+
+def wait_countdown(waits: int, cap: float) -> float:
+    """Seconds before the `waits`-th re-check of the contacts (exponential, jittered, capped)."""
+    return min(CONTACT_WAIT_FIRST_S * 2 ** waits, CONTACT_WAIT_MAX_S, cap) * random.uniform(0.8, 1.0)
+
+
+def dead_letter_no_contact(state: SyncState, task: str, run_id: str | None, wait: ContactWait) -> int:
+    """One DLQ entry per customer without a contact, naming its orders; returns the orders sent there."""
+    n = 0
+    for cid, order_ids in sorted(wait.orders_without_contact.items()):
+        kind, reason, entry = wait.no_contact[cid]
+        log.warning("orders %s dead-lettered (%s): %s", order_ids, kind, reason)
+        state.dead_letter(task, order_ids, {"stage": "order-match", "customer_id": cid, "order_ids": order_ids,
+                                            "customer_dlq_entry": entry},
+                          {"status": None, "category": NO_CONTACT, "message": reason, "body": None},
+                          attempts=1, kind=kind, entity=ORDERS)
+        state.count(run_id, failed=len(order_ids))
+        n += len(order_ids)
+    return n
+
+
 # -- map ----------------------------------------------------------------------------------------------
 def plan_orders(records: list[dict[str, Any]], people: dict[str, dict[str, Any]], state: SyncState,
                 settings: Settings, pipeline: PipelineInfo | None, force: bool = False) -> dict[str, Any]:
+    plan: dict[str, Any] = {"orders": [], "skipped": 0, "done": []}
+    if not records:  # every order of the chunk waits for its contact (or went to the DLQ)
+        return plan
     fps = state.fingerprints(ORDERS, [r["id"] for r in records])
     companies = state.r.hmget(Keys.index("customer-company"), [r.get("customerId") or "-" for r in records])
-    plan: dict[str, Any] = {"orders": [], "skipped": 0, "done": []}
     for record, company in zip(records, companies, strict=True):
         stage_label = stage_for(record, settings)
         stage = (pipeline.pipeline_id, pipeline.stages[stage_label]) if pipeline and stage_label in pipeline.stages \

@@ -31,6 +31,11 @@ def test_fleet_under_chaos_loses_nothing_and_duplicates_nothing(tmp_path: Path) 
     assert checks["missing_are_the_permanent_failures"] and checks["every_permanent_failure_in_dlq"]
     assert checks["permanent_entries_complete"]
     assert checks["dlq_has_no_transient_after_replay"] and checks["second_replay_was_a_no_op"]
+    assert report["orders"] == "included"
+    assert checks["orders_lost"] == 0, checks["orders_lost_examples"]
+    assert checks["orders_duplicates"] == 0 and checks["orders_mismatched"] == 0, checks["orders"]
+    assert checks["orders_complete"], checks["orders"]  # line items once and linked, contacts linked
+    assert checks["orders_missing_are_those_of_permanent_failures"] and checks["orders_of_permanent_failures_in_dlq"]
     assert report["hubspot"]["budget_429_ratio"] <= 0.01
     assert report["hubspot"]["injected_429"] > 0  # the faults really were on
     assert sum(1 for e in report["events"] if e["event"] == "SIGKILL worker") == 2
