@@ -106,13 +106,28 @@ def associate_all(hubspot: HubSpotClient, state: SyncState, from_obj: str, to_ob
     return len(new)
 
 
+# HubSpot object → the commercetools entity a DLQ replay re-reads for it.
+REPLAY_ENTITY = {"orders": "orders", "carts": "carts", "deals": "orders"}
+
+
+def replay_target(obj: str, key: str) -> tuple[str, str]:
+    """(entity, record id) a DLQ replay of a rejected `obj` write re-reads: a line item's parent order
+    or cart. Contacts (rollups, guests) and products have no commercetools record of their own: their
+    entries keep the HubSpot object as entity, and `ctsync dlq replay` leaves them in place, saying so."""
+    if obj == "line_items" and key.count(":") >= 2:
+        parent, parent_id = key.split(":")[:2]
+        return ("carts" if parent == "cart" else "orders"), parent_id  # a deal's line items: its order's
+    return REPLAY_ENTITY.get(obj, obj), key
+
+
 def dead_letter_failed(state: SyncState, task: str, run_id: str | None, obj: str,
                        failed: dict[str, ErrorDetail], payloads: dict[str, Any], count: bool = True) -> None:
     for key, detail in failed.items():
         log.warning("hubspot rejected %s %s: %s %s (correlationId %s)", obj, key, detail.category,
                     rejected.redact_text(detail.message[:200]), detail.correlation_id)
-        state.dead_letter(task, [key], {"object": obj, "payload": payloads.get(key)},
-                          detail.as_dict() | {"body": detail.body}, attempts=1)
+        entity, record_id = replay_target(obj, key)
+        state.dead_letter(task, [record_id], {"object": obj, "key": key, "payload": payloads.get(key)},
+                          detail.as_dict() | {"body": detail.body}, attempts=1, entity=entity)
         rejected.record(state.r, "hubspot", task, [key], {"object": obj, "payload": payloads.get(key)}, detail,
                         entity=obj)
         if count:

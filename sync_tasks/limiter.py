@@ -11,7 +11,9 @@ the fleet calls HubSpot before the reset. Waiting tasks are re-queued in countdo
 the broker's visibility timeout and meet the pause again until it lifts.
 
 Sizing: a bucket with capacity c refilling at r/s can pass c + r·W requests in any window of W
-seconds; we keep that at `headroom` × the limit, so HubSpot's rolling window never sees more.
+seconds; we keep that at `headroom` × the limit, so HubSpot's rolling window never sees more. A
+prepaid cost larger than c (a push reserving all its batches at once) is granted from a full bucket
+and leaves the bucket in debt; the calls it covers are sent one after another, not at once.
 """
 
 from __future__ import annotations
@@ -53,7 +55,10 @@ if daily_limit > 0 then
     return {0, tonumber(ARGV[7]), math.floor(tokens * 1000)}
   end
 end
-if tokens >= cost + reserve then
+-- A cost above the capacity (one task prepaying more batches than the bucket holds) could never be
+-- granted: it takes a full bucket and leaves a debt that later acquires wait out.
+local need = math.min(cost, math.max(1, capacity - reserve))
+if tokens >= need + reserve then
   tokens = tokens - cost
   redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ts', now)
   redis.call('PEXPIRE', KEYS[1], window * 10)
@@ -65,7 +70,7 @@ if tokens >= cost + reserve then
 end
 redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ts', now)
 redis.call('PEXPIRE', KEYS[1], window * 10)
-return {0, math.ceil((cost + reserve - tokens) / rate), math.floor(tokens * 1000)}
+return {0, math.ceil((need + reserve - tokens) / rate), math.floor(tokens * 1000)}
 """
 
 # KEYS: bucket hash. ARGV: remaining, max (0 = unknown), interval_ms (0 = unknown). Lowers the tokens

@@ -4,7 +4,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sync_tasks.commerce_push import StepPusher, upsert_keyed
+import redis
+
+from sync_tasks.commerce_push import StepPusher, dead_letter_failed, replay_target, upsert_keyed
 from sync_tasks.errors import RateLimitedError, RetryableError
 from sync_tasks.hubspot_client import BatchResult
 
@@ -72,3 +74,24 @@ def test_a_retried_plan_resumes_at_the_first_step_not_done() -> None:
     assert pusher.push(plan) is not None and plan["done"] == ["one"]
     assert pusher.push(plan) is None and plan["done"] == ["one", "two"]
     assert pusher.runs == ["one", "two", "two"]
+
+
+def test_rejected_commerce_writes_are_dead_lettered_under_the_record_a_replay_re_reads(
+        redis_client: redis.Redis) -> None:
+    """Marked as customers, an order's entry was replayed as a customer that does not exist: found
+    'gone' and deleted. Each entry names the commercetools entity and id to re-read."""
+    from sync_tasks.dlq import DeadLetters
+    from sync_tasks.errors import ErrorDetail
+    from sync_tasks.state import SyncState
+
+    assert replay_target("line_items", "order:o1:li1") == ("orders", "o1")
+    assert replay_target("line_items", "deal:o1:li1") == ("orders", "o1")
+    assert replay_target("line_items", "cart:c1:li1") == ("carts", "c1")
+    assert replay_target("deals", "o2") == ("orders", "o2")
+    assert replay_target("contacts", "501") == ("contacts", "501")  # no record to re-read: kept by replay
+    bad = ErrorDetail(status=400, category="VALIDATION_ERROR", message="bad value")
+    dead_letter_failed(SyncState(redis_client), "ctsync.orders.push", None, "line_items",
+                       {"order:o1:li1": bad}, {"order:o1:li1": {"quantity": "x"}})
+    [entry] = DeadLetters(redis_client).entries()
+    assert (entry.entity, entry.record_ids) == ("orders", ["o1"])
+    assert entry.payload["key"] == "order:o1:li1" and entry.payload["payload"] == {"quantity": "x"}

@@ -43,6 +43,20 @@ def test_backfill_leaves_a_reserve_for_live_traffic(redis_client: redis.Redis) -
     assert limiter.acquire(Bucket.BURST).granted  # live still gets the reserve
 
 
+def test_a_cost_above_the_capacity_is_granted_from_a_full_bucket_and_leaves_a_debt(
+        redis_client: redis.Redis) -> None:
+    """A push prepaying more batches than the bucket holds (capacity 9 at 190/10 s) must not wait
+    forever; the debt it leaves holds back the calls after it."""
+    limiter = _limiter(redis_client, hubspot_burst_limit=190, hubspot_burst_headroom=0.95)
+    assert limiter.acquire(Bucket.BURST, cost=20).granted
+    refused = limiter.acquire(Bucket.BURST)
+    assert not refused.granted and refused.wait_seconds > 0.5  # ~12 tokens of debt at ~17/s
+    backfill = _limiter(redis_client, hubspot_burst_limit=190, hubspot_burst_headroom=0.95,
+                        hubspot_backfill_reserve=0.5)
+    time.sleep(refused.wait_seconds + 0.6)  # the bucket is full again
+    assert backfill.acquire(Bucket.BURST, cost=20, backfill=True).granted  # the reserve still allows it
+
+
 def test_daily_limit_refuses_until_reset(redis_client: redis.Redis) -> None:
     limiter = _limiter(redis_client, hubspot_burst_limit=1000, hubspot_daily_limit=3)
     results = [limiter.acquire(Bucket.BURST).granted for _ in range(5)]
