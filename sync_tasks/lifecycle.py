@@ -295,11 +295,12 @@ def occurrence(person: str, event: LifecycleEvent, name: str) -> dict[str, Any]:
 
 
 def send_pending(hubspot: HubSpotClient, state: SyncState, settings: Settings, people: list[str],
-                 task: str, run_id: str | None,
-                 extra: dict[str, dict[str, str]] | None = None) -> tuple[int, RetryableError | None]:
-    """Write the people's lifecycle properties (only what changed) and send their unsent custom events;
-    then mark those claims sent. Historical events set properties but send no custom event. `extra`
-    holds other contact properties (the order rollups) to send in the same batch update."""
+                 task: str, run_id: str | None, extra: dict[str, dict[str, str]] | None = None,
+                 only_changed: bool = True) -> tuple[int, RetryableError | None]:
+    """Write the people's lifecycle properties (only what changed, unless `only_changed` is off) and
+    send their unsent custom events; then mark those claims sent. Historical events set properties
+    but send no custom event. `extra` holds other contact properties (the order rollups) to send in
+    the same batch update."""
     store = LifecycleStore(state.r)
     ledger = Ledger(state.r)
     unsent: dict[str, list[LifecycleEvent]] = {}
@@ -313,18 +314,13 @@ def send_pending(hubspot: HubSpotClient, state: SyncState, settings: Settings, p
         occurrences = [occurrence(p, e, event_name(hubspot, state.r, settings, e.kind))
                        for p, events in unsent.items() for e in events if not e.historical]
         custom_events.send(hubspot, occurrences)
-    error = write_properties(hubspot, state, values, task, run_id)
+    error = update_by_id(hubspot, state, CONTACTS, values, task, run_id, only_changed)
     if error:
         return 0, error
     for person, events in unsent.items():
         if events:
             store.mark_sent(person, events)
     return sum(len(v) for v in unsent.values()), None
-
-
-def write_properties(hubspot: HubSpotClient, state: SyncState, values: dict[str, dict[str, str]], task: str,
-                     run_id: str | None) -> RetryableError | None:
-    return update_by_id(hubspot, state, CONTACTS, values, task, run_id)
 
 
 # -- entry points ----------------------------------------------------------------------------------------

@@ -30,7 +30,7 @@ from sync_tasks.constants import Keys
 from sync_tasks.errors import RetryableError
 from sync_tasks.hubspot_client import HubSpotClient
 from sync_tasks.ledger import Ledger, LedgerEntry, rollups
-from sync_tasks.lifecycle import on_recorded, subscription_of
+from sync_tasks.lifecycle import on_recorded, send_pending, subscription_of
 from sync_tasks.mapping import fingerprint, normalize_email
 from sync_tasks.match import CONTACTS
 from sync_tasks.money import text as money_text
@@ -54,6 +54,7 @@ CONTACT_WAIT_MAX_S = 300.0
 CONTACT_WAIT_SECONDS = 6 * 3600.0
 CONTACT_WAIT_WHOLE_S = 600.0  # until then a chunk waits whole; later its ready orders go on alone
 NO_CONTACT = "NO_CONTACT"
+ROLLUP_RECHECKS = 3  # rewrites of a person's rollups when other chunks keep recording their orders
 STEPS = ("guests", "products", "orders", "line_items", "associations", "deals", "ledger", "finish")
 
 
@@ -310,12 +311,31 @@ class OrderPusher(StepPusher):
             self.state.r.hset(Keys.index("order-person"), mapping={o["id"]: o["contact"] for o in plan["orders"]
                                                                    if o["contact"]})
         # Rollups and lifecycle properties go to HubSpot in one batch update per chunk.
-        rollup_values = {p: rollups(ledger.entries(p), self.settings.reporting_currency, self.settings.exchange_rates)
-                         for p in people}
-        return on_recorded(self.hubspot, self.state, self.settings,
-                           {p: [e.order_id for e in es] for p, es in people.items()},
-                           {o["id"]: o.get("subscription", "") for o in plan["orders"]}, self.mode, self.task,
-                           self.run_id, extra=rollup_values).error
+        rollup_values = self._rollups(people)
+        error = on_recorded(self.hubspot, self.state, self.settings,
+                            {p: [e.order_id for e in es] for p, es in people.items()},
+                            {o["id"]: o.get("subscription", "") for o in plan["orders"]}, self.mode, self.task,
+                            self.run_id, extra=rollup_values).error
+        # Another chunk of the same person may have recorded orders after our rollups were computed
+        # and written its (larger) rollups before ours landed. Read the ledger again: whoever sees it
+        # changed writes again, so the last write shows the whole ledger.
+        for _ in range(ROLLUP_RECHECKS):
+            if error:
+                return error
+            now = self._rollups(rollup_values)
+            moved = sorted(p for p, values in now.items() if values != rollup_values[p])
+            if not moved:
+                return None
+            rollup_values = {p: now[p] for p in moved}
+            # All of it: `written` may hold the other chunk's values while HubSpot shows ours.
+            error = send_pending(self.hubspot, self.state, self.settings, moved, self.task, self.run_id,
+                                 rollup_values, only_changed=False)[1]
+        return error
+
+    def _rollups(self, people: Iterable[str]) -> dict[str, dict[str, str]]:
+        ledger = Ledger(self.state.r)
+        return {p: rollups(ledger.entries(p), self.settings.reporting_currency, self.settings.exchange_rates)
+                for p in people}
 
     def _finish(self, plan: dict[str, Any]) -> RetryableError | None:
         orders = plan["orders"]
