@@ -14,13 +14,13 @@ import pytest
 CHAOS_SIZE = int(os.environ.get("CTSYNC_CHAOS_SIZE", "5000"))
 
 
-@pytest.mark.timeout(900)
+@pytest.mark.timeout(1800)  # ~10 minutes on a quiet 2-core machine; CI machines are noisy
 def test_fleet_under_chaos_loses_nothing_and_duplicates_nothing(tmp_path: Path) -> None:
     out = Path("test-artifacts/chaos-report.json")
     env = {k: v for k, v in os.environ.items() if k not in {"REDIS_URL", "CT_API_URL", "CT_AUTH_URL",
                                                             "HUBSPOT_BASE_URL"}}
     proc = subprocess.run([sys.executable, "-m", "tests.chaos.run", "--size", str(CHAOS_SIZE), "--out", str(out)],
-                          env=env, capture_output=True, text=True, timeout=880)
+                          env=env, capture_output=True, text=True, timeout=1780)
     assert out.exists(), proc.stderr[-3000:]
     report = json.loads(out.read_text())
     checks = report["checks"]
