@@ -134,6 +134,7 @@ def run_extract(entity: str, ct: CommercetoolsClient, r: redis.Redis, settings: 
             newest = last if newest is None or parse_ts(last) > parse_ts(newest) else newest
             if backfill and paginator.cursor:
                 r.set(Keys.backfill_cursor(run_id), json.dumps(paginator.cursor.as_dict()), ex=14 * 24 * 3600)
+                state.touch_run(run_id)
             lock.reacquire()
         result.pages = paginator.pages
         if not backfill and newest and newest != result.watermark_before:

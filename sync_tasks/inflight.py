@@ -113,6 +113,21 @@ def chunks_in_broker(client: Any, chunks: list[str]) -> set[str]:
     return found
 
 
+def backfill_in_broker(client: Any, run_id: str) -> bool:
+    """Whether a backfill task message of `run_id` is queued on the extract queue or delivered and
+    not acknowledged (running, or waiting for its countdown)."""
+    from sync_tasks.constants import TaskName
+
+    pipe = client.pipeline(transaction=True)
+    for key in (Queue.EXTRACT.value, *(f"{Queue.EXTRACT.value}\x06\x16{p}" for p in PRIORITY_STEPS)):
+        pipe.lrange(key, 0, -1)
+    pipe.hvals(UNACKED_KEY)
+    for raw in (m for part in pipe.execute() for m in part):
+        if TaskName.BACKFILL.value in str(raw) and run_id in _message_text(raw):
+            return True
+    return False
+
+
 def _message_text(raw: Any) -> str:
     """A kombu message (or an `unacked` entry: [message, exchange, routing key]) with its body decoded."""
     try:

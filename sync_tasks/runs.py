@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from typing import Any
 
-from sync_tasks.constants import Queue, TaskName
+from sync_tasks.constants import Entity, Keys, Queue, TaskName
 from sync_tasks.state import SyncState
 
 
@@ -14,6 +15,28 @@ def send_backfill(entity: str, since: str | None, store: str | None, run_id: str
     from workers import app
 
     app.send_task(TaskName.BACKFILL.value, args=(entity, since, store, run_id), queue=Queue.EXTRACT.value)
+
+
+def stalled_backfills(state: SyncState, older_than: float, in_broker: Callable[[str], bool],
+                      now: float | None = None) -> list[dict[str, Any]]:
+    """Backfill runs whose paging stopped unfinished: no page for `older_than` seconds, nobody
+    holding the run's extract lock, and no backfill message of the run left in the broker (a Redis
+    restart can reject a running task's message for good). Each: {entity, run_id, since, store}, for
+    `send_backfill`, which resumes from the run's cursor."""
+    now = time.time() if now is None else now
+    out: list[dict[str, Any]] = []
+    for entity in Entity:
+        for run_id in state.recent_runs(entity.value, 20):
+            run = state.run(run_id)
+            if run.get("mode") != "backfill" or run["extract_done"]:
+                continue
+            if now - float(run.get("paged_at") or run.get("started_at") or 0) < older_than:
+                continue
+            if state.r.exists(Keys.extract_lock(f"{entity.value}:{run_id}")) or in_broker(run_id):
+                continue
+            out.append({"entity": entity.value, "run_id": run_id, "since": json.loads(run.get("since") or "null"),
+                        "store": json.loads(run.get("store") or "null")})
+    return out
 
 
 def send_extract(entity: str) -> None:

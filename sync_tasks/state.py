@@ -151,6 +151,10 @@ class SyncState:
                 pipe.hincrby(Keys.run(run_id), name, n)
         pipe.execute()
 
+    def touch_run(self, run_id: str) -> None:
+        """A backfill's paging made progress (the reconciler tells a stalled backfill by this)."""
+        self.r.hset(Keys.run(run_id), "paged_at", time.time())
+
     def finish_extract(self, run_id: str) -> None:
         self.r.hset(Keys.run(run_id), mapping={"extract_done": 1, "extract_finished_at": time.time()})
 

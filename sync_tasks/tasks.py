@@ -27,12 +27,13 @@ from sync_tasks.dlq import FailureLog
 from sync_tasks.errors import PermanentError, RetryableError, SyncError, WaitError, backoff_seconds
 from sync_tasks.extract import run_extract
 from sync_tasks.hubspot_client import HubSpotClient
-from sync_tasks.inflight import ChunkLedger
+from sync_tasks.inflight import ChunkLedger, backfill_in_broker, reconcile_stale
 from sync_tasks.limiter import RateLimiter
 from sync_tasks.mapping import load_mapping
 from sync_tasks.match import Match, match_customers
 from sync_tasks.push import push_plan
 from sync_tasks.redis_conn import get_redis
+from sync_tasks.runs import send_backfill, stalled_backfills
 from sync_tasks.schema import sync_refusal
 from sync_tasks.settings import get_settings
 from sync_tasks.state import SyncState
@@ -258,24 +259,17 @@ def resync(self: SyncTask, record_ids: list[str], ctx: dict[str, Any], errors: i
 @app.task(name=TaskName.RECONCILE.value, bind=True, base=SyncTask)
 def reconcile(self: SyncTask, errors: int = 0) -> dict[str, Any]:
     """Re-enqueue chains the broker lost: open chunks untouched for longer than any legitimate wait
-    (see `sync_tasks.inflight`). Beat runs it every `RECONCILE_INTERVAL`."""
-    ledger = inflight()
-    stale = ledger.stale(celeryconfig.VISIBILITY_TIMEOUT + celeryconfig.MAX_COUNTDOWN + RECONCILE_MARGIN_SECONDS)
-    requeued = 0
-    for chunk, entry in stale.items():
-        ctx = {k: v for k, v in entry["ctx"].items() if k != "chunk"}
-        try:
-            records = fetch_customers(entry["ids"]) if ctx.get("entity", "customers") == "customers" else []
-        except RetryableError as exc:
-            log.warning("reconcile: chunk %s not re-read (%s); next round", chunk, exc)
-            continue
-        if records:
-            enqueue_chunk(records, ctx)
-            requeued += 1
-        ledger.close(chunk)
-        log.warning("reconcile: chunk %s of run %s was lost in flight; re-enqueued %d records", chunk,
-                    ctx.get("run_id"), len(records))
-    return {"stale": len(stale), "requeued": requeued}
+    (see `sync_tasks.inflight`), and resume backfills whose paging task was lost (from their cursor).
+    Beat runs it every `RECONCILE_INTERVAL`."""
+    older_than = celeryconfig.VISIBILITY_TIMEOUT + celeryconfig.MAX_COUNTDOWN + RECONCILE_MARGIN_SECONDS
+    chains = reconcile_stale(inflight(), older_than, fetch_customers, enqueue_chunk)
+    resumed = []
+    for job in stalled_backfills(state(), older_than, lambda run_id: backfill_in_broker(get_redis(), run_id)):
+        log.warning("reconcile: backfill %s stopped paging (its task was lost); resuming it from its cursor",
+                    job["run_id"])
+        send_backfill(job["entity"], job["since"], job["store"], job["run_id"])
+        resumed.append(job["run_id"])
+    return {"stale": chains.stale, "requeued": chains.requeued, "backfills_resumed": resumed}
 
 
 def fetch_customers(ids: list[str]) -> list[dict[str, Any]]:

@@ -82,3 +82,23 @@ def test_reconcile_re_enqueues_a_lost_chain_and_keeps_one_it_could_not_read(redi
     assert (result.stale, result.requeued, result.records) == (2, 1, 1)
     assert sent == [(["o1"], {"entity": "orders", "run_id": "r"})]
     assert set(ledger.stale(60)) == {unreadable}  # left for the next round
+
+
+def test_a_backfill_message_is_found_on_the_extract_queue_by_its_run(redis_client: redis.Redis) -> None:
+    """Published by kombu as the fleet's messages are (no worker consumes this database)."""
+    from celery import Celery
+
+    from sync_tasks.constants import Queue, TaskName
+    from sync_tasks.inflight import backfill_in_broker
+    from tests.conftest import UNIT_DB, redis_url
+
+    app = Celery("probe", broker=redis_url(UNIT_DB))
+    try:
+        app.send_task(TaskName.BACKFILL.value, args=("customers", None, None, "customers-backfill-1"),
+                      queue=Queue.EXTRACT.value)
+        app.send_task(TaskName.EXTRACT.value, args=("customers-backfill-2",), queue=Queue.EXTRACT.value)
+        assert backfill_in_broker(redis_client, "customers-backfill-1")
+        assert not backfill_in_broker(redis_client, "customers-backfill-2")  # not a backfill task
+        assert not backfill_in_broker(redis_client, "customers-backfill-3")
+    finally:
+        app.close()
