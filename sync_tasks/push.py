@@ -186,7 +186,7 @@ class ContactPusher:
 
     def _updates(self, entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
         entries, left = self._claim_updates(entries)
-        if left:
+        if left and self.retry_error is None:  # an error met by the creates stays the reason to retry
             self.retry_error = BusyError(f"hubspot: {len(left)} contacts are being written by another push",
                                          retry_after=BUSY_RETRY_SECONDS)
         retry: list[dict[str, Any]] = []
