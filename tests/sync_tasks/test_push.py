@@ -10,7 +10,7 @@ from typing import Any
 
 import redis
 
-from sync_tasks.changes import plan_contacts
+from sync_tasks.changes import Plan, plan_contacts
 from sync_tasks.constants import Keys
 from sync_tasks.errors import BusyError, RetryableError
 from sync_tasks.hubspot_client import BatchResult
@@ -21,6 +21,8 @@ from tests.sync_tasks.fakes import customer
 
 HS_ID = "501"
 EMAIL = "pat@example.com"
+_X = customer("x", EMAIL, "2026-01-01T00:00:00.000Z")
+_Y = customer("y", EMAIL, "2026-01-02T00:00:00.000Z")
 
 
 class AppliedContacts:
@@ -56,6 +58,19 @@ def _existing(state: SyncState, hub: AppliedContacts, owner: dict[str, Any], oth
     assert not push_plan(plan.as_dict(), hub, state, None, "test").left  # type: ignore[arg-type]
 
 
+def _shared_contact(redis_client: redis.Redis) -> tuple[SyncState, AppliedContacts]:
+    """Accounts x and y share an e-mail; their contact shows y (the newer) after a backfill."""
+    state, hub = SyncState(redis_client), AppliedContacts()
+    _existing(state, hub, _Y, _X)
+    return state, hub
+
+
+def _y_changed(state: SyncState, modified: str, first_name: str) -> Plan:
+    """The plan for the contact after account y changed its first name at `modified`."""
+    return plan_contacts(_matches({**_Y, "lastModifiedAt": modified, "firstName": first_name}, _X), state,
+                         "most_recently_modified")
+
+
 def test_a_diff_planned_before_another_push_wrote_is_planned_again_not_sent(redis_client: redis.Redis) -> None:
     """The chaos suite's stale owner: an older chain (X the newest account then) and a newer one (Y
     changed since) both planned against the same written values; the older wrote first, the newer's
@@ -84,14 +99,9 @@ def test_a_diff_planned_before_another_push_wrote_is_planned_again_not_sent(redi
 
 
 def test_older_data_is_dropped_after_newer_data_was_written(redis_client: redis.Redis) -> None:
-    state, hub = SyncState(redis_client), AppliedContacts()
-    x = customer("x", EMAIL, "2026-01-01T00:00:00.000Z")
-    y = customer("y", EMAIL, "2026-01-02T00:00:00.000Z")
-    _existing(state, hub, y, x)
-    newer = plan_contacts(_matches({**y, "lastModifiedAt": "2026-01-05T00:00:00.000Z", "firstName": "New"}, x),
-                          state, "most_recently_modified")
-    older = plan_contacts(_matches({**y, "lastModifiedAt": "2026-01-04T00:00:00.000Z", "firstName": "Old"}, x),
-                          state, "most_recently_modified")
+    state, hub = _shared_contact(redis_client)
+    newer = _y_changed(state, "2026-01-05T00:00:00.000Z", "New")
+    older = _y_changed(state, "2026-01-04T00:00:00.000Z", "Old")
     assert push_plan(newer.as_dict(), hub, state, None, "test").error is None  # type: ignore[arg-type]
     late = push_plan(older.as_dict(), hub, state, None, "test")  # type: ignore[arg-type]
     assert late.error is None and late.replan == [] and hub.properties["firstname"] == "New"
@@ -99,13 +109,9 @@ def test_older_data_is_dropped_after_newer_data_was_written(redis_client: redis.
 
 def test_a_contact_locked_by_another_push_waits_and_its_plan_keeps_for_the_retry(
         redis_client: redis.Redis) -> None:
-    state, hub = SyncState(redis_client), AppliedContacts()
-    x = customer("x", EMAIL, "2026-01-01T00:00:00.000Z")
-    y = customer("y", EMAIL, "2026-01-02T00:00:00.000Z")
-    _existing(state, hub, y, x)
+    state, hub = _shared_contact(redis_client)
     writes = len(hub.updates)
-    plan = plan_contacts(_matches({**y, "lastModifiedAt": "2026-01-05T00:00:00.000Z", "firstName": "New"}, x),
-                         state, "most_recently_modified").as_dict()
+    plan = _y_changed(state, "2026-01-05T00:00:00.000Z", "New").as_dict()
     redis_client.set(Keys.write_lock("contacts", HS_ID), "another-plan", px=60_000)
 
     busy = push_plan(plan, hub, state, None, "test")  # type: ignore[arg-type]
@@ -120,12 +126,8 @@ def test_a_contact_locked_by_another_push_waits_and_its_plan_keeps_for_the_retry
 
 def test_a_redelivered_push_takes_back_its_own_lock(redis_client: redis.Redis) -> None:
     """A worker killed mid-write leaves its lock; the same plan, redelivered, must not wait for it."""
-    state, hub = SyncState(redis_client), AppliedContacts()
-    x = customer("x", EMAIL, "2026-01-01T00:00:00.000Z")
-    y = customer("y", EMAIL, "2026-01-02T00:00:00.000Z")
-    _existing(state, hub, y, x)
-    plan = plan_contacts(_matches({**y, "lastModifiedAt": "2026-01-05T00:00:00.000Z", "firstName": "New"}, x),
-                         state, "most_recently_modified").as_dict()
+    state, hub = _shared_contact(redis_client)
+    plan = _y_changed(state, "2026-01-05T00:00:00.000Z", "New").as_dict()
     redis_client.set(Keys.write_lock("contacts", HS_ID), plan["updates"][0]["token"], px=60_000)
     result = push_plan(plan, hub, state, None, "test")  # type: ignore[arg-type]
     assert result.error is None and hub.properties["firstname"] == "New"
@@ -134,14 +136,9 @@ def test_a_redelivered_push_takes_back_its_own_lock(redis_client: redis.Redis) -
 def test_a_write_that_may_have_landed_keeps_its_lock_until_its_retry(redis_client: redis.Redis) -> None:
     """A dropped connection leaves HubSpot possibly written but `written` not updated: no other plan
     may diff against those values until this plan's retry has settled them."""
-    state, hub = SyncState(redis_client), AppliedContacts()
-    x = customer("x", EMAIL, "2026-01-01T00:00:00.000Z")
-    y = customer("y", EMAIL, "2026-01-02T00:00:00.000Z")
-    _existing(state, hub, y, x)
-    first = plan_contacts(_matches({**y, "lastModifiedAt": "2026-01-05T00:00:00.000Z", "firstName": "New"}, x),
-                          state, "most_recently_modified").as_dict()
-    other = plan_contacts(_matches({**y, "lastModifiedAt": "2026-01-05T00:00:00.000Z", "firstName": "New"}, x),
-                          state, "most_recently_modified").as_dict()
+    state, hub = _shared_contact(redis_client)
+    first = _y_changed(state, "2026-01-05T00:00:00.000Z", "New").as_dict()
+    other = _y_changed(state, "2026-01-05T00:00:00.000Z", "New").as_dict()
     hub.drop_after_write = 1
     dropped = push_plan(first, hub, state, None, "test")  # type: ignore[arg-type]
     assert dropped.left["updates"] and not isinstance(dropped.error, BusyError)
