@@ -87,25 +87,28 @@ class ChunkLedger:
         return {c: json.loads(v) for c, v in zip(old, values, strict=True) if v}
 
 
-def broker_keys() -> list[str]:
-    """The Redis keys kombu keeps our messages in: each queue's lists (one per priority step) and
-    the hash of messages delivered but not acknowledged (reserved, running or waiting a countdown)."""
-    lists = [k for q in Queue if q is not Queue.DEADLETTER for k in (q.value, *(f"{q.value}\x06\x16{p}"
-                                                                             for p in PRIORITY_STEPS))]
-    return [*lists, UNACKED_KEY]
+def queue_keys(queues: list[Queue] | None = None) -> list[str]:
+    """The Redis lists kombu keeps our queued messages in: one per queue and priority step."""
+    chosen = queues if queues is not None else [q for q in Queue if q is not Queue.DEADLETTER]
+    return [k for q in chosen for k in (q.value, *(f"{q.value}\x06\x16{p}" for p in PRIORITY_STEPS))]
+
+
+def broker_messages(client: Any, queues: list[Queue] | None = None) -> list[Any]:
+    """Every message queued on `queues` (default: all of ours) and every one delivered but not
+    acknowledged (reserved, running or waiting a countdown), as one MULTI/EXEC snapshot, so a message
+    moving from a queue to `unacked` meanwhile is seen in one or the other."""
+    pipe = client.pipeline(transaction=True)
+    for key in queue_keys(queues):
+        pipe.lrange(key, 0, -1)
+    pipe.hvals(UNACKED_KEY)
+    return [m for part in pipe.execute() for m in part]
 
 
 def chunks_in_broker(client: Any, chunks: list[str]) -> set[str]:
-    """Which of `chunks` a message in the broker still carries (its ctx names the chunk). One
-    MULTI/EXEC snapshot of every queue and of the unacknowledged hash, so a message moving from a
-    queue to `unacked` meanwhile is seen in one or the other. Only read when a chunk looks stale."""
-    keys = broker_keys()
-    pipe = client.pipeline(transaction=True)
-    for key in keys[:-1]:
-        pipe.lrange(key, 0, -1)
-    pipe.hvals(keys[-1])
+    """Which of `chunks` a message in the broker still carries (its ctx names the chunk). Only read
+    when a chunk looks stale."""
     found: set[str] = set()
-    for raw in (m for part in pipe.execute() for m in part):
+    for raw in broker_messages(client):
         text = _message_text(raw)
         found.update(c for c in chunks if c in text)
         if len(found) == len(chunks):
@@ -118,14 +121,8 @@ def backfill_in_broker(client: Any, run_id: str) -> bool:
     not acknowledged (running, or waiting for its countdown)."""
     from sync_tasks.constants import TaskName
 
-    pipe = client.pipeline(transaction=True)
-    for key in (Queue.EXTRACT.value, *(f"{Queue.EXTRACT.value}\x06\x16{p}" for p in PRIORITY_STEPS)):
-        pipe.lrange(key, 0, -1)
-    pipe.hvals(UNACKED_KEY)
-    for raw in (m for part in pipe.execute() for m in part):
-        if TaskName.BACKFILL.value in str(raw) and run_id in _message_text(raw):
-            return True
-    return False
+    return any(TaskName.BACKFILL.value in str(raw) and run_id in _message_text(raw)
+               for raw in broker_messages(client, [Queue.EXTRACT]))
 
 
 def _message_text(raw: Any) -> str:
