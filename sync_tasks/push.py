@@ -149,14 +149,15 @@ class ContactPusher:
         changed since (another push wrote in between; sending the diff would leave that push's values
         where ours differ from them). Busy: another plan holds the contact's write lock; retried."""
         claimed, busy = [], []
+        pipe = self.state.r.pipeline(transaction=False)  # one round trip for the batch's claims
         for entry in entries:
             hs_id = entry["hs_id"]
             entry.setdefault("token", trace_id())  # plans made before tokens: a lock of this push's own
-            verdict = self._claim(
-                keys=[Keys.source_version(CONTACTS), Keys.written_generation(CONTACTS),
-                      Keys.write_lock(CONTACTS, hs_id)],
-                args=[hs_id, entry.get("version") or "", entry.get("base") or "", entry["token"],
-                      WRITE_LOCK_MS])
+            self._claim(keys=[Keys.source_version(CONTACTS), Keys.written_generation(CONTACTS),
+                              Keys.write_lock(CONTACTS, hs_id)],
+                        args=[hs_id, entry.get("version") or "", entry.get("base") or "", entry["token"],
+                              WRITE_LOCK_MS], client=pipe)
+        for entry, verdict in zip(entries, pipe.execute() if entries else [], strict=True):
             if verdict == CLAIMED:
                 claimed.append(entry)
             elif verdict == BUSY:
@@ -171,8 +172,12 @@ class ContactPusher:
         return claimed, busy
 
     def _release(self, entries: list[dict[str, Any]]) -> None:
+        if not entries:
+            return
+        pipe = self.state.r.pipeline(transaction=False)
         for entry in entries:
-            self._unlock(keys=[Keys.write_lock(CONTACTS, entry["hs_id"])], args=[entry["token"]])
+            self._unlock(keys=[Keys.write_lock(CONTACTS, entry["hs_id"])], args=[entry["token"]], client=pipe)
+        pipe.execute()
 
     def _recheck_versions(self, entries: list[dict[str, Any]]) -> None:
         """After writing: if newer data was claimed while we wrote, our write may have landed last;
