@@ -18,7 +18,7 @@ from celery import chain
 from sync_tasks.commerce_push import StepPusher, associate_all, dead_letter_failed, upsert_guests, upsert_keyed
 from sync_tasks.constants import PUSH_QUEUE_BY_LANE, Keys, Lane, Queue, TaskName
 from sync_tasks.errors import PermanentError, RetryableError
-from sync_tasks.extract import format_ts
+from sync_tasks.extract import chunks, format_ts
 from sync_tasks.hubspot_client import HubSpotClient
 from sync_tasks.mapping import fingerprint
 from sync_tasks.match import CONTACTS
@@ -133,8 +133,8 @@ def sweep_abandoned(ct: Any, r: Any, settings: Settings, enqueue: Any, run_id: s
     ctx = {"entity": CARTS, "run_id": run_id, "mode": "delta", "lane": Lane.LIVE.value, "force": False}
     seen = 0
     for page in paginator:
-        for i in range(0, len(page), settings.order_chunk_size):
-            enqueue(page[i:i + settings.order_chunk_size], ctx)
+        for chunk in chunks("carts", page, settings):
+            enqueue(chunk, ctx)
         seen += len(page)
         st.count(run_id, extracted=len(page))
     r.set(Keys.abandon_watermark(), threshold)

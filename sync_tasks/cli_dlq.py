@@ -37,12 +37,11 @@ class CeleryReplayer:
         return self.tasks.fetch_customers(record_ids)
 
     def enqueue(self, entity: str, records: list[dict[str, Any]], ctx: dict[str, Any]) -> None:
-        from sync_tasks.extract import chunk_size
+        from sync_tasks.extract import chunks
         from sync_tasks.settings import get_settings
 
-        size = chunk_size(entity, get_settings())
-        for i in range(0, len(records), size):
-            self.tasks.enqueue_chunk(records[i:i + size], ctx)
+        for chunk in chunks(entity, records, get_settings()):
+            self.tasks.enqueue_chunk(chunk, ctx)
 
     def push(self, plan: dict[str, Any], ctx: dict[str, Any]) -> None:
         from sync_tasks.constants import Queue

@@ -14,18 +14,20 @@ from sync_tasks.commerce_schema import PipelineInfo, cached_pipeline
 from sync_tasks.constants import PUSH_QUEUE_BY_LANE, Entity, Keys, Lane, Queue, TaskName
 from sync_tasks.dlq import DeadLetters
 from sync_tasks.errors import PermanentError, RetryableError
-from sync_tasks.extract import run_extract
+from sync_tasks.extract import chunks, run_extract
 from sync_tasks.inflight import ChunkLedger, Reconciled, reconcile_stale
 from sync_tasks.orders import (
     CONTACT_WAIT_WHOLE_S,
     OrderPusher,
     awaiting_contact,
+    claim_backfill_rollups,
     dead_customers,
     dead_letter_no_contact,
     match_people,
     plan_orders,
     sort_by_contact,
     wait_countdown,
+    write_backfill_rollups,
 )
 from sync_tasks.redis_conn import get_redis
 from sync_tasks.settings import get_settings
@@ -164,12 +166,35 @@ def order_push(self: SyncTask, payload: dict[str, Any], errors: int = 0) -> dict
                         mode=ctx.get("mode", "delta")).push(plan)
     if error is None:
         ledger.close(ctx.get("chunk"))
+        start_backfill_rollups(ctx)
         return {"run_id": ctx["run_id"], "done": True}
     ids = [o["id"] for o in plan["orders"]]
     self.defer(error, ({"ctx": ctx, "plan": plan},), errors, ctx["run_id"], ids, {"plan": plan},
                entity=Entity.ORDERS.value)
     ledger.close(ctx.get("chunk"))  # dead-lettered (a retry raised above): the DLQ holds the orders
+    start_backfill_rollups(ctx)
     return {"run_id": ctx["run_id"], "done": False}
+
+
+def start_backfill_rollups(ctx: dict[str, Any]) -> None:
+    """The chunk that finishes an order backfill (or the extract, or the reconciler) starts the
+    writing of the rollups the backfill deferred."""
+    run_id = ctx.get("run_id")
+    if ctx.get("mode") == "backfill" and run_id and claim_backfill_rollups(state(), run_id):
+        backfill_rollups.apply_async((run_id,), queue=PUSH_QUEUE_BY_LANE[Lane.BACKFILL].value)
+
+
+@app.task(name=TaskName.ORDER_BACKFILL_ROLLUPS.value, bind=True, base=SyncTask)
+def backfill_rollups(self: SyncTask, run_id: str, errors: int = 0) -> dict[str, Any]:
+    """Each person's order rollups and lifecycle properties, once, at the end of an order backfill.
+    A retry goes on with the people not yet written; if retries run out the lock expires and the
+    reconciler starts it again (the people wait in the run's set, not in the DLQ)."""
+    written, error = write_backfill_rollups(hubspot(Lane.BACKFILL.value), state(), get_settings(), run_id,
+                                            self.name)
+    if error:
+        self.defer(error, (run_id,), errors, None, [], {"stage": "backfill-rollups", "run_id": run_id},
+                   entity="lifecycle")
+    return {"run_id": run_id, "written": written, "done": error is None}
 
 
 @app.task(name=TaskName.ORDER_RECONCILE.value, bind=True, base=SyncTask)
@@ -181,7 +206,10 @@ def reconcile_orders(self: SyncTask, errors: int = 0) -> dict[str, Any]:
 
 def reconcile_order_chains() -> Reconciled:
     older_than = celeryconfig.VISIBILITY_TIMEOUT + celeryconfig.MAX_COUNTDOWN + RECONCILE_MARGIN_SECONDS
-    return reconcile_stale(order_ledger(), older_than, fetch_orders, enqueue_commerce_chunk)
+    result = reconcile_stale(order_ledger(), older_than, fetch_orders, enqueue_commerce_chunk)
+    for run_id in state().recent_runs(Entity.ORDERS.value, 20):  # a rollup writer lost with its worker
+        start_backfill_rollups({"mode": state().run(run_id).get("mode"), "run_id": run_id})
+    return result
 
 
 @app.task(name=TaskName.ORDER_RESYNC.value, bind=True, base=SyncTask)
@@ -195,9 +223,8 @@ def resync_orders(self: SyncTask, order_ids: list[str], lane: str = Lane.LIVE.va
                    entity=Entity.ORDERS.value)
         return {"resynced": 0}
     ctx = {"entity": Entity.ORDERS.value, "run_id": None, "mode": "resync", "lane": lane, "force": False}
-    size = get_settings().order_chunk_size
-    for i in range(0, len(records), size):
-        enqueue_commerce_chunk(records[i:i + size], ctx)
+    for chunk in chunks(Entity.ORDERS.value, records, get_settings()):
+        enqueue_commerce_chunk(chunk, ctx)
     return {"resynced": len(records)}
 
 

@@ -30,6 +30,7 @@ class TaskName(StrEnum):
     EVENTS_APPLY = "ctsync.events.apply"
     ORDER_RESYNC = "ctsync.orders.resync"
     ORDER_RECONCILE = "ctsync.orders.reconcile"
+    ORDER_BACKFILL_ROLLUPS = "ctsync.orders.backfill_rollups"
     LIFECYCLE_CHURN = "ctsync.lifecycle.churn"
     WRITEBACK_POLL = "ctsync.writeback.poll"
 
@@ -128,6 +129,17 @@ class Keys:
     def run(run_id: str) -> str:
         """HASH of counters for one extraction or backfill run."""
         return f"{PREFIX}:run:{run_id}"
+
+    @staticmethod
+    def run_rollups(run_id: str) -> str:
+        """SET of contact ids whose order rollups an order backfill leaves for its end (one write
+        per person, not one per chunk holding some of their orders)."""
+        return f"{PREFIX}:run:{run_id}:rollups"
+
+    @staticmethod
+    def run_rollups_lock(run_id: str) -> str:
+        """STRING held by the one task writing a backfill's deferred rollups."""
+        return f"{PREFIX}:run:{run_id}:rollups-lock"
 
     @staticmethod
     def runs(entity: str) -> str:

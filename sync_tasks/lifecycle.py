@@ -326,9 +326,12 @@ def send_pending(hubspot: HubSpotClient, state: SyncState, settings: Settings, p
 # -- entry points ----------------------------------------------------------------------------------------
 def on_recorded(hubspot: HubSpotClient, state: SyncState, settings: Settings, people: dict[str, list[str]],
                 subscriptions: dict[str, str], mode: str, task: str, run_id: str | None,
-                now: float | None = None, extra: dict[str, dict[str, str]] | None = None) -> LifecycleResult:
+                now: float | None = None, extra: dict[str, dict[str, str]] | None = None,
+                send: bool = True) -> LifecycleResult:
     """After the ledger recorded orders: person → the order ids just recorded. Claims the events the
-    ledger now implies, then sends whatever of the people's events is unsent (new or left by a crash)."""
+    ledger now implies, then sends whatever of the people's events is unsent (new or left by a crash).
+    `send=False` claims only: a backfill sends once per person at its end (the claims stay pending,
+    so the daily repair pass would send them if that end never came)."""
     now = datetime.now(UTC).timestamp() if now is None else now
     store = LifecycleStore(state.r)
     ledger = Ledger(state.r)
@@ -342,7 +345,8 @@ def on_recorded(hubspot: HubSpotClient, state: SyncState, settings: Settings, pe
             result.fired.append((person, event))
             log.info("lifecycle %s fired for contact %s (%s, order %s)", event.key, person,
                      "historical" if event.historical else "live", event.order_id)
-    result.sent, result.error = send_pending(hubspot, state, settings, sorted(people), task, run_id, extra)
+    if send:
+        result.sent, result.error = send_pending(hubspot, state, settings, sorted(people), task, run_id, extra)
     return result
 
 

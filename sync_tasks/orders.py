@@ -28,7 +28,7 @@ from sync_tasks.commerce_push import (
 from sync_tasks.commerce_schema import PipelineInfo, stage_for
 from sync_tasks.constants import Keys
 from sync_tasks.errors import RetryableError
-from sync_tasks.hubspot_client import HubSpotClient
+from sync_tasks.hubspot_client import BATCH_LIMIT, HubSpotClient
 from sync_tasks.ledger import Ledger, LedgerEntry, rollups
 from sync_tasks.lifecycle import on_recorded, send_pending, subscription_of
 from sync_tasks.mapping import fingerprint, normalize_email
@@ -36,7 +36,7 @@ from sync_tasks.match import CONTACTS
 from sync_tasks.money import text as money_text
 from sync_tasks.order_mapping import LINE_ITEM_ID_PROPERTY, ORDER_ID_PROPERTY, map_line_items, map_order
 from sync_tasks.settings import Settings
-from sync_tasks.state import SyncState
+from sync_tasks.state import ROLLUPS_PENDING, RUN_TTL_SECONDS, SyncState
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +55,7 @@ CONTACT_WAIT_SECONDS = 6 * 3600.0
 CONTACT_WAIT_WHOLE_S = 600.0  # until then a chunk waits whole; later its ready orders go on alone
 NO_CONTACT = "NO_CONTACT"
 ROLLUP_RECHECKS = 3  # rewrites of a person's rollups when other chunks keep recording their orders
+ROLLUPS_LOCK_SECONDS = 600  # a backfill's rollup writer renews it per batch; a lost task's lock expires
 STEPS = ("guests", "products", "orders", "line_items", "associations", "deals", "ledger", "finish")
 
 
@@ -62,6 +63,7 @@ STEPS = ("guests", "products", "orders", "line_items", "associations", "deals", 
 def match_people(records: list[dict[str, Any]], state: SyncState, hubspot: HubSpotClient,
                  read_hubspot: bool = True) -> dict[str, dict[str, Any]]:
     """record id → {"contact": HubSpot contact id or None, "email": normalised e-mail or None}.
+    Guests unknown to Redis stay None: `upsert_guests` finds or makes their contact.
 
     `read_hubspot=False` (a re-check while waiting for customers' contacts) looks in Redis only:
     the customer chain records the contacts it makes there, and a wait then costs no HubSpot call."""
@@ -73,7 +75,10 @@ def match_people(records: list[dict[str, Any]], state: SyncState, hubspot: HubSp
             out[r["id"]]["contact"] = by_customer[r["customerId"]]
     open_emails = sorted({p["email"] for p in out.values() if p["contact"] is None and p["email"]})
     known = state.lookup_emails(open_emails)
-    missing = [e for e in open_emails if e not in known]
+    # A guest's e-mail is not read here: the guest upsert on e-mail finds the contact or makes it, in
+    # the one call it costs anyway. A registered customer's is: its contact may predate our Redis.
+    registered = {normalize_email(r.get("customerEmail")) for r in records if r.get("customerId")}
+    missing = [e for e in open_emails if e not in known and e in registered]
     if missing and read_hubspot:
         with hubspot.prepaid(1):
             result = hubspot.batch_read(CONTACTS, missing, ["email"], id_property="email")
@@ -310,32 +315,20 @@ class OrderPusher(StepPusher):
         if people:
             self.state.r.hset(Keys.index("order-person"), mapping={o["id"]: o["contact"] for o in plan["orders"]
                                                                    if o["contact"]})
+        recorded = {p: [e.order_id for e in es] for p, es in people.items()}
+        subscriptions = {o["id"]: o.get("subscription", "") for o in plan["orders"]}
+        if self.mode == "backfill" and self.run_id:
+            # A backfill writes each person's rollups once, at its end (`write_backfill_rollups`),
+            # rather than once per chunk holding some of their orders.
+            on_recorded(self.hubspot, self.state, self.settings, recorded, subscriptions, self.mode, self.task,
+                        self.run_id, send=False)
+            defer_rollups(self.state, self.run_id, people)
+            return None
         # Rollups and lifecycle properties go to HubSpot in one batch update per chunk.
-        rollup_values = self._rollups(people)
-        error = on_recorded(self.hubspot, self.state, self.settings,
-                            {p: [e.order_id for e in es] for p, es in people.items()},
-                            {o["id"]: o.get("subscription", "") for o in plan["orders"]}, self.mode, self.task,
-                            self.run_id, extra=rollup_values).error
-        # Another chunk of the same person may have recorded orders after our rollups were computed
-        # and written its (larger) rollups before ours landed. Read the ledger again: whoever sees it
-        # changed writes again, so the last write shows the whole ledger.
-        for _ in range(ROLLUP_RECHECKS):
-            if error:
-                return error
-            now = self._rollups(rollup_values)
-            moved = sorted(p for p, values in now.items() if values != rollup_values[p])
-            if not moved:
-                return None
-            rollup_values = {p: now[p] for p in moved}
-            # All of it: `written` may hold the other chunk's values while HubSpot shows ours.
-            error = send_pending(self.hubspot, self.state, self.settings, moved, self.task, self.run_id,
-                                 rollup_values, only_changed=False)[1]
-        return error
-
-    def _rollups(self, people: Iterable[str]) -> dict[str, dict[str, str]]:
-        ledger = Ledger(self.state.r)
-        return {p: rollups(ledger.entries(p), self.settings.reporting_currency, self.settings.exchange_rates)
-                for p in people}
+        values = person_rollups(self.state, self.settings, people)
+        error = on_recorded(self.hubspot, self.state, self.settings, recorded, subscriptions, self.mode, self.task,
+                            self.run_id, extra=values).error
+        return error or recheck_rollups(self.hubspot, self.state, self.settings, values, self.task, self.run_id)
 
     def _finish(self, plan: dict[str, Any]) -> RetryableError | None:
         orders = plan["orders"]
@@ -352,6 +345,75 @@ class OrderPusher(StepPusher):
         created = sum(1 for o in orders if o.get("new"))
         state.count(self.run_id, created=created, updated=len(orders) - created)
         return None
+
+
+# -- rollups ------------------------------------------------------------------------------------------
+def person_rollups(state: SyncState, settings: Settings, people: Iterable[str]) -> dict[str, dict[str, str]]:
+    ledger = Ledger(state.r)
+    return {p: rollups(ledger.entries(p), settings.reporting_currency, settings.exchange_rates) for p in people}
+
+
+def recheck_rollups(hubspot: HubSpotClient, state: SyncState, settings: Settings,
+                    written: dict[str, dict[str, str]], task: str, run_id: str | None) -> RetryableError | None:
+    """Another chunk of the same person may have recorded orders after `written` was computed and
+    written its (larger) rollups before ours landed. Read the ledger again: whoever sees it changed
+    writes again, so the last write shows the whole ledger."""
+    for _ in range(ROLLUP_RECHECKS):
+        now = person_rollups(state, settings, written)
+        moved = sorted(p for p, values in now.items() if values != written[p])
+        if not moved:
+            return None
+        written = {p: now[p] for p in moved}
+        # All of it: `written` may hold the other chunk's values while HubSpot shows ours.
+        error = send_pending(hubspot, state, settings, moved, task, run_id, written, only_changed=False)[1]
+        if error:
+            return error
+    return None
+
+
+def defer_rollups(state: SyncState, run_id: str, people: Iterable[str]) -> None:
+    """Leave these people's rollups (and lifecycle properties) for the end of backfill `run_id`;
+    `run_complete` waits for them."""
+    members = sorted(people)
+    if not members:
+        return
+    pipe = state.r.pipeline()
+    pipe.sadd(Keys.run_rollups(run_id), *members)
+    pipe.expire(Keys.run_rollups(run_id), RUN_TTL_SECONDS)
+    pipe.hset(Keys.run(run_id), "rollups", ROLLUPS_PENDING)
+    pipe.execute()
+
+
+def claim_backfill_rollups(state: SyncState, run_id: str) -> bool:
+    """True for the one caller that should now write the run's deferred rollups: every record of the
+    run is done, some rollups wait, and no writer holds the run's lock (it expires if its task is lost)."""
+    run = state.run(run_id)
+    if run.get("rollups") != ROLLUPS_PENDING or not state.records_done(run):
+        return False
+    return bool(state.r.set(Keys.run_rollups_lock(run_id), "1", nx=True, ex=ROLLUPS_LOCK_SECONDS))
+
+
+def write_backfill_rollups(hubspot: HubSpotClient, state: SyncState, settings: Settings, run_id: str, task: str,
+                           batch: int = BATCH_LIMIT) -> tuple[int, RetryableError | None]:
+    """Write the rollups and lifecycle properties a backfill deferred, a full batch of people per
+    call, then mark the run's rollups done. Returns (people written, the error to retry after): a
+    retry goes on with the people not yet written."""
+    key = Keys.run_rollups(run_id)
+    written = 0
+    while members := sorted(m.decode() if isinstance(m, bytes) else str(m)
+                            for m in state.r.srandmember(key, batch) or []):
+        values = person_rollups(state, settings, members)
+        error = send_pending(hubspot, state, settings, members, task, run_id, values)[1] or \
+            recheck_rollups(hubspot, state, settings, values, task, run_id)
+        if error:
+            return written, error
+        state.r.srem(key, *members)
+        state.r.expire(Keys.run_rollups_lock(run_id), ROLLUPS_LOCK_SECONDS)
+        written += len(members)
+    state.r.hset(Keys.run(run_id), "rollups", "done")
+    state.r.delete(Keys.run_rollups_lock(run_id))
+    log.info("backfill %s: rollups written for %d people", run_id, written)
+    return written, None
 
 
 def deal_properties(order: dict[str, Any], settings: Settings) -> dict[str, str]:

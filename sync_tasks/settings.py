@@ -84,6 +84,9 @@ class Settings(BaseSettings):
 
     # Orders, carts and events
     order_chunk_size: int = Field(100, ge=1, le=100, description="orders (or carts) per chain")
+    # Two full line-item batches: at about two line items per order, 100 orders would need three
+    # calls with the third a fifth full. An order with more goes in a chunk of its own.
+    order_chunk_line_items: int = Field(200, ge=1, description="line items per order (or cart) chain at most")
     order_stage_rules: list[str] = Field(
         default_factory=lambda: ["orderState=Cancelled->Cancelled", "paymentState=CreditOwed->Refunded",
                                  "orderState=Complete->Complete", "paymentState=Paid->Paid",

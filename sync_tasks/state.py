@@ -15,6 +15,7 @@ from sync_tasks.constants import Keys, email_hash
 from sync_tasks.errors import json_dumps
 
 RUN_FIELDS = ("extracted", "matched", "created", "updated", "skipped", "failed")
+ROLLUPS_PENDING = "pending"  # run field `rollups`: an order backfill's deferred rollups not yet written
 RUN_TTL_SECONDS = 14 * 24 * 3600
 DLQ_MAXLEN = 100_000
 CREATE_INTENT_TTL_SECONDS = 14 * 24 * 3600  # outlives any retry or DLQ replay window
@@ -165,10 +166,16 @@ class SyncState:
             out[name] = int(out.get(name, 0))
         return out
 
-    def run_complete(self, run_id: str) -> bool:
-        run = self.run(run_id)
+    @staticmethod
+    def records_done(run: dict[str, Any]) -> bool:
+        """Every extracted record of the run (`run(run_id)`) created, updated, skipped or failed."""
         done = sum(run[f] for f in ("created", "updated", "skipped", "failed"))
         return bool(run["extract_done"]) and done >= run["extracted"]
+
+    def run_complete(self, run_id: str) -> bool:
+        """Records done and, for an order backfill, the rollups it left for its end written."""
+        run = self.run(run_id)
+        return self.records_done(run) and run.get("rollups") != ROLLUPS_PENDING
 
     def recent_runs(self, entity: str, n: int = 10) -> list[str]:
         return list(self.r.lrange(Keys.runs(entity), 0, n - 1))

@@ -22,7 +22,7 @@ import celeryconfig
 from sync_tasks.changes import Filters, plan_contacts
 from sync_tasks.commercetools_client import CommercetoolsClient
 from sync_tasks.consent import push_consent
-from sync_tasks.constants import PUSH_QUEUE_BY_LANE, Lane, Queue, TaskName
+from sync_tasks.constants import PUSH_QUEUE_BY_LANE, Entity, Lane, Queue, TaskName
 from sync_tasks.dlq import FailureLog
 from sync_tasks.errors import PermanentError, RetryableError, SyncError, WaitError, backoff_seconds
 from sync_tasks.extract import run_extract
@@ -158,6 +158,10 @@ def backfill(self: SyncTask, entity: str = "customers", since: str | None = None
         # out (a wait, not an error) and resume from the cursor, rather than end the run here.
         raise self.retry(args=(entity, since, store, run_id), kwargs={"errors": errors},
                          countdown=min(60.0, celeryconfig.MAX_COUNTDOWN))
+    if entity == Entity.ORDERS.value:
+        from sync_tasks.commerce_tasks import start_backfill_rollups
+
+        start_backfill_rollups({"mode": "backfill", "run_id": result.run_id})  # its chunks may all be done
     return {"run_id": result.run_id, "extracted": result.extracted, "chunks": result.chunks}
 
 

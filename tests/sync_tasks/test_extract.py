@@ -6,7 +6,7 @@ import pytest
 import redis
 
 from sync_tasks.constants import Keys
-from sync_tasks.extract import format_ts, parse_ts, run_extract
+from sync_tasks.extract import chunks, format_ts, parse_ts, run_extract
 from sync_tasks.settings import Settings
 from sync_tasks.state import SyncState
 from tests.sync_tasks.test_pagination import FakeShop, _records
@@ -100,3 +100,25 @@ def test_the_first_backfill_starts_delta_sync_and_never_moves_it_back(redis_clie
     run_extract("customers", FakeShop(_records(3)), redis_client, _settings(), lambda r, c: None,  # type: ignore[arg-type]
                 mode="backfill", run_id="bf-b")
     assert redis_client.get(Keys.watermark("customers")) == "2030-01-01T00:00:00.000Z"
+
+
+def _order(oid: str, customer: str | None, email: str, items: int) -> dict[str, object]:
+    record: dict[str, object] = {"id": oid, "customerEmail": email, "lineItems": [{"id": f"{oid}-{i}"}
+                                                                                  for i in range(items)]}
+    if customer:
+        record["customerId"] = customer
+    return record
+
+
+def test_order_chunks_group_people_guests_first_and_cap_records_and_line_items() -> None:
+    settings = _settings(order_chunk_size=3, order_chunk_line_items=5)
+    page = [_order("o1", "c2", "b@x.io", 2), _order("o2", None, "G@x.io", 1), _order("o3", "c1", "a@x.io", 2),
+            _order("o4", "c2", "b@x.io", 2), _order("o5", None, "g@x.io ", 1), _order("o6", "c3", "c@x.io", 9),
+            _order("o7", "c1", "a@x.io", 1)]
+    out = [[r["id"] for r in c] for c in chunks("orders", page, settings)]
+    # guests (one e-mail, case and spaces aside) first, then by customer; a chunk closes at 3 orders
+    # or before its line items pass 5; an order with more line items than that goes alone
+    assert out == [["o2", "o5", "o3"], ["o7", "o1", "o4"], ["o6"]]
+    assert sorted(i for c in out for i in c) == sorted(str(r["id"]) for r in page)  # every order, once
+    customers = [{"id": f"c{i}"} for i in range(7)]
+    assert [len(c) for c in chunks("customers", customers, settings)] == [4, 3]  # customers keep CHUNK_SIZE
