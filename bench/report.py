@@ -91,6 +91,12 @@ def markdown(out: dict[str, Any]) -> str:
     ]
     for endpoint, statuses in sorted(bf.get("hubspot_by_endpoint", {}).items()):
         lines.append(f"* `{endpoint}`: {statuses}")
+    cpu = bf.get("cpu_s")
+    if cpu:
+        parts = ", ".join(f"{k} {v}" for k, v in cpu.items() if not k.startswith("machine_"))
+        lines += ["", f"CPU seconds during the backfill: {parts}; the machine was busy "
+                      f"{cpu['machine_busy']} of {cpu['machine_capacity']} core-seconds "
+                      f"({_fmt(cpu['machine_busy_fraction'])})."]
     lines += ["", "Definitions and causes of misses: docs/benchmarks.md. Every phase's detail: latest.json.", ""]
     return "\n".join(lines)
 

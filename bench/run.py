@@ -83,6 +83,14 @@ class Bench:
             self.workers[name] = self.fleet.start_worker(name, concurrency=self.cfg.concurrency).pid
         self.fleet.wait_for_workers(self.cfg.workers, timeout=120)
 
+    def cpu_meter(self) -> Any:
+        from bench.cpu import CpuMeter, redis_pids
+
+        assert self.fleet.ct and self.fleet.ct.proc and self.fleet.hubspot and self.fleet.hubspot.proc
+        return CpuMeter({"workers": list(self.workers.values()), "hubspot_sandbox": [self.fleet.hubspot.proc.pid],
+                         "commercetools_sandbox": [self.fleet.ct.proc.pid], "redis": redis_pids(),
+                         "bench": [-os.getpid()]})  # negative: this process alone, not its children
+
     def stop_beat(self) -> None:
         if self.beat and self.beat.poll() is None:
             os.killpg(self.beat.pid, signal.SIGTERM)
@@ -200,9 +208,11 @@ class Bench:
         stats = self.fresh_shop(cfg.customers)
         self.say(f"backfill: {cfg.customers} customers, then their orders and line items")
         progress: list[tuple[float, int]] = []
+        cpu = self.cpu_meter().start()
         t0 = time.time()
         customers = self.backfill("customers", progress)
         orders = self.backfill("orders", progress, base=progress[-1][1] if progress else 0)
+        cpu_s = cpu.stop()
         t_customers = float(customers["finished_at"])
         t1 = float(orders["finished_at"])
         calls = self.phase_calls("backfill")
@@ -231,6 +241,7 @@ class Bench:
                      "line_items": len(expected_items - item_keys)},
             "mismatched_contact_fields": len(verify.mismatched),
             "failed_records": int(customers["failed"]) + int(orders["failed"]),
+            "cpu_s": cpu_s,
         })
         self.out["figures_raw"] = {
             "limit_utilization": limit_utilization(writes, cfg.burst_limit),
