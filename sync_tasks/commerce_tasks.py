@@ -187,13 +187,13 @@ def start_backfill_rollups(ctx: dict[str, Any]) -> None:
 @app.task(name=TaskName.ORDER_BACKFILL_ROLLUPS.value, bind=True, base=SyncTask)
 def backfill_rollups(self: SyncTask, run_id: str, errors: int = 0) -> dict[str, Any]:
     """Each person's order rollups and lifecycle properties, once, at the end of an order backfill.
-    A retry goes on with the people not yet written; if retries run out the lock expires and the
-    reconciler starts it again (the people wait in the run's set, not in the DLQ)."""
+    A retry goes on with the people not yet written. If retries run out, the people stay in the run's
+    set: a DLQ replay sends this task again, and so does the reconciler once the run's lock expires."""
     written, error = write_backfill_rollups(hubspot(Lane.BACKFILL.value), state(), get_settings(), run_id,
                                             self.name)
     if error:
-        self.defer(error, (run_id,), errors, None, [], {"stage": "backfill-rollups", "run_id": run_id},
-                   entity="lifecycle")
+        self.defer(error, (run_id,), errors, None, [],
+                   {"stage": "backfill-rollups", "run_id": run_id, "resend_args": [run_id]}, entity="lifecycle")
     return {"run_id": run_id, "written": written, "done": error is None}
 
 
