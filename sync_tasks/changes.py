@@ -20,6 +20,7 @@ whose opt-in decision changed since the sync last applied it (see consent.py).
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections import defaultdict
 from collections.abc import Callable
@@ -98,6 +99,8 @@ def group_key(record: dict[str, Any], filters: Filters) -> str | None:
 
 def pick_owner(rule: str, candidates: list[dict[str, Any]]) -> dict[str, Any]:
     """The customer whose values a shared contact shows, by the configured rule."""
+    if len(candidates) == 1:
+        return candidates[0]  # the common case: one account per e-mail
     if rule == "first_created":
         return min(candidates, key=lambda c: (c.get("createdAt") or "", c["id"]))
     return max(candidates, key=lambda c: (c.get("lastModifiedAt") or "", c["id"]))
@@ -130,8 +133,9 @@ def plan_contacts(matches: list[Match], state: SyncState, rule: str, force: bool
     filters = filters or Filters()
     plan = Plan()
     groups: dict[str, list[Match]] = defaultdict(list)
+    filtering = bool(filters.stores or filters.channels)  # else every record passes
     for m in matches:
-        if not filters.passes(m.record, mapping):
+        if filtering and not filters.passes(m.record, mapping):
             plan.filtered.append(m.record["id"])
             continue
         email = group_key(m.record, filters)
@@ -145,13 +149,29 @@ def plan_contacts(matches: list[Match], state: SyncState, rule: str, force: bool
     known = {e: stored_members.get(e, set()) | {i for m in groups[e] for i in m.hs_members or []} for e in emails}
     full = _complete_groups(groups, known, fetch, lambda r: filters.passes(r, mapping))
     ids = [r["id"] for rs in full.values() for r in rs]
-    fps = state.fingerprints(ENTITY, ids)
     mapped = {r["id"]: map_customer(r, mapping) for rs in full.values() for r in rs}
     new_fps = {i: fingerprint(mp.properties) for i, mp in mapped.items()}
+    group_hs = {e: next((m.hs_id for m in g if m.hs_id), None) for e, g in groups.items()}
     hs_ids = sorted({m.hs_id for group in groups.values() for m in group if m.hs_id})
-    written, generations = state.written_with_generations(CONTACTS, hs_ids)
+    # What we last wrote, parsed only where it is used: every update outside a backfill (the diff),
+    # updates that see HubSpot's values (the policies), and contacts matched by e-mail (their key).
+    sees_hubspot = reader is not None and bool(ownership.needs_read(mapping.contact, conflict_reads == "always"))
+    values_for = None if not force or sees_hubspot else sorted(
+        {h for e, g in groups.items() if (h := group_hs[e]) and any(m.via in ("email", "email-index") for m in g)})
+    raw_written, generations = state.written_raw_with_generations(CONTACTS, hs_ids, values_for)
+    parsed: dict[str, dict[str, str]] = {}
+
+    def written(hs_id: str) -> dict[str, str]:
+        if hs_id not in parsed:
+            raw = raw_written.get(hs_id)
+            parsed[hs_id] = json.loads(raw) if raw else {}
+        return parsed[hs_id]
+
+    # Stored fingerprints and the echo guard only tell unchanged groups apart: a backfill (`force`)
+    # plans every group, so it reads neither.
+    fps = state.fingerprints(ENTITY, ids) if not force else {}
     # Customers at exactly the version our write-back produced: their change is our own (no echo).
-    own = own_versions(state.r, ids)
+    own = own_versions(state.r, ids) if not force else {}
     echo = {r["id"] for rs in full.values() for r in rs if own.get(r["id"]) == str(r.get("version"))}
 
     def unchanged_group(email: str) -> bool:
@@ -159,17 +179,17 @@ def plan_contacts(matches: list[Match], state: SyncState, rule: str, force: bool
         return all(fps.get(i) == new_fps[i] or i in echo for i in members) and members == stored_members.get(email)
 
     # HubSpot's current values, for the contacts this chunk will update (one batch read at most).
-    to_update = sorted({h for e, g in groups.items() if force or not unchanged_group(e)
-                        for h in [next((m.hs_id for m in g if m.hs_id), None)] if h})
+    to_update = sorted({h for e in groups if force or not unchanged_group(e) for h in [group_hs[e]] if h})
     view = conflicts.hubspot_view(reader, mapping.contact, to_update, conflict_reads == "always")
 
+    consent_on = mapping.consent.enabled  # consent.intent plans nothing otherwise
     for email, group in groups.items():
         members = sorted({r["id"] for r in full[email]})
-        hs_id = next((m.hs_id for m in group if m.hs_id), None)
-        person = consent.intent(email, full[email], mapping.consent) if "@" in email else None
+        hs_id = group_hs[email]
+        person = consent.intent(email, full[email], mapping.consent) if consent_on and "@" in email else None
         if person is not None:
             plan.consent.append(person)
-        if unchanged_group(email) and hs_id and not force:
+        if not force and hs_id and unchanged_group(email):
             state.save_fingerprints(ENTITY, {i: new_fps[i] for i in members if i in echo})
             plan.skipped += len(group)
             continue
@@ -196,13 +216,16 @@ def plan_contacts(matches: list[Match], state: SyncState, rule: str, force: bool
             entry.update(key=owner["id"], properties=props)
             plan.creates.append(entry)
             continue
-        has_key = any(m.hs_ct_id for m in group if m.hs_id == hs_id) or written.get(hs_id, {}).get(CT_ID_PROPERTY)
-        if not has_key and any(m.via in ("email", "email-index") for m in group):
+        if any(m.via in ("email", "email-index") for m in group) and not (
+                any(m.hs_ct_id for m in group if m.hs_id == hs_id) or written(hs_id).get(CT_ID_PROPERTY)):
             # A contact made outside the sync (a form, say): give it our unique key.
             props[CT_ID_PROPERTY] = owner["id"]
-        settled = ownership.settle(mapping.contact, props, written.get(hs_id, {}),
-                                   view.get(hs_id) if view is not None else None, owner.get("lastModifiedAt"), force)
-        conflicts.record_all(state.r, hs_id, entry["record_ids"], settled.conflicts, task)
+        seen = view.get(hs_id) if view is not None else None
+        # A backfill without HubSpot's values sends every property: what was written does not count.
+        settled = ownership.settle(mapping.contact, props, written(hs_id) if seen or not force else {},
+                                   seen, owner.get("lastModifiedAt"), force)
+        if settled.conflicts:
+            conflicts.record_all(state.r, hs_id, entry["record_ids"], settled.conflicts, task)
         to_send = settled.send
         if not to_send:
             state.save_fingerprints(ENTITY, entry["fingerprints"])

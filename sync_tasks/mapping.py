@@ -152,65 +152,103 @@ class _Resource:
 
 
 Result = tuple[str | None, str | None]
-Evaluator = Callable[[_Resource], Result]
+Value = Callable[[_Resource], Any]  # str | None, or a Result when the property can note a partial rejection
+Evaluator = tuple[Value, bool]  # (function, returns a Result)
 
 
-def _path_value(raw: Any, r: _Resource) -> Result:
+def _getter(parts: tuple[tuple[str, bool], ...] | None) -> Callable[[Any], Any]:
+    """`tf.walk` for one compiled path, unrolled for the short `[*]`-free paths most properties use."""
+    walk = tf.walk
+    if parts is None or len(parts) > 3 or any(star for _, star in parts):
+        return lambda d: walk(d, parts)
+    keys = [k for k, _ in parts]
+    if len(keys) == 1:
+        k1 = keys[0]
+        return lambda d: d.get(k1) if isinstance(d, dict) else None
+    if len(keys) == 2:
+        k1, k2 = keys
+
+        def two(d: Any) -> Any:
+            v = d.get(k1) if isinstance(d, dict) else None
+            return v.get(k2) if isinstance(v, dict) else None
+        return two
+    k1, k2, k3 = keys
+
+    def three(d: Any) -> Any:
+        v = d.get(k1) if isinstance(d, dict) else None
+        v = v.get(k2) if isinstance(v, dict) else None
+        return v.get(k3) if isinstance(v, dict) else None
+    return three
+
+
+def _path_value(raw: Any, r: _Resource) -> str | None:
     if raw.__class__ is str:
-        return raw.strip() or None, None
+        return raw.strip() or None
     if isinstance(raw, list):
-        return tf.multi(raw)[0], None
-    return (tf.localized(raw, r.locale, r.context.fallback_locales) if isinstance(raw, dict) else tf.text(raw)), None
+        return tf.multi(raw)[0]
+    return tf.localized(raw, r.locale, r.context.fallback_locales) if isinstance(raw, dict) else tf.text(raw)
+
+
+# Transforms of the source path's value alone.
+_SIMPLE: dict[str, Callable[[Any], str | None]] = {
+    "enum": tf.enum_key, "boolean": tf.boolean, "date": tf.date, "datetime": tf.datetime, "money": tf.money,
+    "money_currency": tf.money_currency, "number": tf.number, "email": tf.email, "company_key": company_key}
 
 
 def _compile(spec: PropertySpec) -> Evaluator:
     """The property's evaluation as one closure: the transform is dispatched and the source path
-    parsed once per mapping, not once per property of every record (this is the sync's hot loop)."""
+    parsed once per mapping, not once per property of every record (this is the sync's hot loop).
+    Only `multi` can note a partial rejection; the others return the value alone (no tuple per call)."""
     t = spec.transform
-    parts = tf.compile_path(spec.source) if spec.source else None
-    walk = tf.walk
+    get = _getter(tf.compile_path(spec.source) if spec.source else None)
     part = spec.part or ""
     if t == "path":
-        return lambda r: _path_value(walk(r.data, parts), r)
+        def path(r: _Resource) -> str | None:
+            raw = get(r.data)
+            if raw.__class__ is str:
+                return raw.strip() or None
+            return _path_value(raw, r)
+        return path, False
     if t == "address":
-        kind = spec.address
-        return lambda r: (tf.address_part(r.address(kind), part), None)
+        kind, address_part = spec.address, tf.address_getter(part)
+        return (lambda r: address_part(r.address(kind))), False
     if t == "customer_group":
         use = spec.part or "key"
-        return lambda r: (tf.customer_group(r.data, use), None)
+        return (lambda r: tf.customer_group(r.data, use)), False
     if t == "language":
         options = frozenset(spec.options or HS_LANGUAGES)
-        return lambda r: (tf.language(walk(r.data, parts), options), None)
+        return (lambda r: tf.language(get(r.data), options)), False
     if t == "localized":
-        return lambda r: (tf.localized(walk(r.data, parts), r.locale, r.context.fallback_locales), None)
+        return (lambda r: tf.localized(get(r.data), r.locale, r.context.fallback_locales)), False
     if t == "multi":
         allowed = spec.options
 
         def multi(r: _Resource) -> Result:
-            value, unknown = tf.multi(walk(r.data, parts), allowed)
+            value, unknown = tf.multi(get(r.data), allowed)
             return value, (f"values {unknown} are not among the property's options" if unknown else None)
-        return multi
+        return multi, True
     if t == "constant":
         constant = spec.value
-        return lambda r: (constant, None)
+        return (lambda r: constant), False
     if t == "concat":
-        sources = [tf.compile_path(s) for s in spec.sources or []]
+        sources = [_getter(tf.compile_path(s)) for s in spec.sources or []]
         separator = spec.separator
-        return lambda r: (tf.concat([walk(r.data, p) for p in sources], separator), None)
-    simple: dict[str, Callable[[Any], str | None]] = {
-        "enum": tf.enum_key, "boolean": tf.boolean, "date": tf.date, "datetime": tf.datetime, "money": tf.money,
-        "money_currency": tf.money_currency, "number": tf.number, "email": tf.email, "company_key": company_key}
-    if t in simple:
-        fn = simple[t]
-        return lambda r: (fn(walk(r.data, parts)), None)
+        return (lambda r: tf.concat([g(r.data) for g in sources], separator)), False
+    if t in _SIMPLE:
+        fn = _SIMPLE[t]
+        return (lambda r: fn(get(r.data))), False
     if part == "locale":
-        return lambda r: (r.locale, None)
-    return lambda r: (_store_part(r.data, part, r.context, r.store), None)
+        return (lambda r: r.locale), False
+    if part == "store":
+        return (lambda r: r.store), False
+    return (lambda r: _store_part(r.data, part, r.context, r.store)), False
 
 
 def evaluate(spec: PropertySpec, resource: dict[str, Any], context: ContextSpec) -> tuple[str | None, str | None]:
     """(value, partial-rejection note). Raises tf.Rejected when the whole value is invalid."""
-    return _compiled_spec(spec)(_Resource(resource, context))
+    fn, noted = _compiled_spec(spec)
+    out = fn(_Resource(resource, context))
+    return out if noted else (out, None)
 
 
 # What a transform's output already is: its HubSpot type check would only parse it again.
@@ -247,18 +285,14 @@ def _check_type(spec: PropertySpec, value: str) -> str:
     return check(value) if check else value
 
 
-@dataclass(frozen=True)
-class _Property:
-    name: str
-    evaluate: Evaluator
-    check: Callable[[str], str] | None
-    keep_if_none: bool  # False for e-mails: never clear one, it is the contact's key
-
+# A section compiled to one function: (resource, its data, kind, properties, rejected, warnings) → None,
+# filling the three collections in the section's property order.
+SectionMapper = Callable[[_Resource, dict[str, Any], str, dict[str, str], dict[str, str], list[str]], None]
 
 # Compiled per spec / section object (mapping files are immutable and cached by load_mapping); the
 # object itself is kept beside its compilation so an id is never reused while the entry lives.
 _SPECS: dict[int, tuple[PropertySpec, Evaluator]] = {}
-_SECTIONS: dict[int, tuple[ObjectSection, list[_Property]]] = {}
+_SECTIONS: dict[int, tuple[ObjectSection, SectionMapper]] = {}
 _MAX_COMPILED = 256  # sections; a worker reloading edited mapping files must not grow without bound
 
 
@@ -273,45 +307,90 @@ def _compiled_spec(spec: PropertySpec) -> Evaluator:
     return fn
 
 
-def _compiled(section: ObjectSection) -> list[_Property]:
+def _compiled(section: ObjectSection) -> SectionMapper:
     hit = _SECTIONS.get(id(section))
     if hit is not None and hit[0] is section:
         return hit[1]
     if len(_SECTIONS) > _MAX_COMPILED:
         _SECTIONS.clear()
-    props = [_Property(name, _compiled_spec(spec), _checker(spec), spec.transform != "email")
-             for name, spec in section.properties.items()]
-    _SECTIONS[id(section)] = (section, props)
-    return props
+    mapper = _generate(section)
+    _SECTIONS[id(section)] = (section, mapper)
+    return mapper
+
+
+def _truncated(kind: str, resource: dict[str, Any], name: str) -> str:
+    return f"{kind} {resource.get('id')}: {name} truncated to {MAX_STRING} characters"
+
+
+def _generate(section: ObjectSection) -> SectionMapper:
+    """The section's properties as one straight-line function, generated once per mapping: a loop
+    over per-property closures costs a call, a tuple and several branches per property of every
+    record, and this is the sync's hot loop. Plain source paths (no `[*]`) are looked up inline;
+    everything else calls the property's closure (`_compile`). Same semantics as `evaluate` plus the
+    type check, the truncation and 'None clears the value' (e-mails are never cleared)."""
+    ns: dict[str, Any] = {"Rejected": tf.Rejected, "MAX_STRING": MAX_STRING, "_path_value": _path_value,
+                          "_truncated": _truncated}
+    lines = ["def run(r, data, kind, properties, rejected, warnings):", "    note = None"]
+    kinds: list[str] = []
+    for i, (name, spec) in enumerate(section.properties.items()):
+        fn, noted = _compiled_spec(spec)
+        check = _checker(spec)
+        ns[f"n{i}"] = name
+        parts = tf.compile_path(spec.source) if spec.source else None
+        body: list[str] = []
+        if parts is not None and not any(star for _, star in parts) and (
+                spec.transform == "path" or spec.transform in _SIMPLE):
+            keys = [key for key, _ in parts]
+            body.append(f"v = data.get({keys[0]!r}) if isinstance(data, dict) else None")
+            body += [f"v = v.get({key!r}) if isinstance(v, dict) else None" for key in keys[1:]]
+            if spec.transform == "path":
+                body.append("value = (v.strip() or None) if v.__class__ is str else _path_value(v, r)")
+            else:
+                ns[f"f{i}"] = _SIMPLE[spec.transform]
+                body.append(f"value = f{i}(v)")
+        elif spec.transform == "address":
+            # Each kind's default address is found once per record, before the first property.
+            # Generated names are indexes; mapping-file text only ever enters the code repr()'d.
+            if spec.address not in kinds:
+                kinds.append(spec.address)
+                lines.insert(2, f"    a{len(kinds) - 1} = r.address({spec.address!r})")
+            ns[f"g{i}"] = tf.address_getter(spec.part or "")
+            body.append(f"value = g{i}(a{kinds.index(spec.address)})")
+        elif spec.transform == "store_context" and spec.part in ("locale", "store"):
+            body.append(f"value = r.{spec.part}")
+        else:
+            ns[f"e{i}"] = fn
+            body.append(f"value, note = e{i}(r)" if noted else f"value = e{i}(r)")
+        if check is not None:
+            ns[f"c{i}"] = check
+            body.append(f"if value is not None: value = c{i}(value)")
+        lines.append("    try:")
+        lines += [f"        {line}" for line in body]
+        lines += ["    except Rejected as exc:", f"        rejected[n{i}] = str(exc)", "    else:"]
+        if noted:
+            lines.append(f"        if note: rejected[n{i}] = note")
+        lines += ["        if value is None:",
+                  f"            properties[n{i}] = ''" if spec.transform != "email" else "            pass",
+                  "        else:",
+                  "            if len(value) > MAX_STRING:",
+                  "                value = value[:MAX_STRING]",
+                  f"                warnings.append(_truncated(kind, data, n{i}))",
+                  f"            properties[n{i}] = value"]
+    exec(compile("\n".join(lines), f"<mapping section {section.object}>", "exec"), ns)
+    run: SectionMapper = ns["run"]
+    return run
 
 
 def map_object(section: ObjectSection, resource: dict[str, Any], context: ContextSpec | None = None,
                kind: str = "record") -> Mapped:
     """Apply one section of the mapping file to one commercetools resource."""
-    r = _Resource(resource, context or _NO_CONTEXT)
-    mapped = Mapped(properties={})
-    properties, rejected = mapped.properties, mapped.rejected
-    for prop in _compiled(section):
-        try:
-            value, note = prop.evaluate(r)
-            if value is not None and prop.check is not None:
-                value = prop.check(value)
-        except tf.Rejected as exc:
-            rejected[prop.name] = str(exc)
-            continue
-        if note:
-            rejected[prop.name] = note
-        if value is None:
-            if not prop.keep_if_none:
-                continue
-            value = ""
-        elif len(value) > MAX_STRING:
-            value = value[:MAX_STRING]
-            mapped.warnings.append(f"{kind} {resource.get('id')}: {prop.name} truncated to {MAX_STRING} characters")
-        properties[prop.name] = value
-    for warning in mapped.warnings:
+    properties: dict[str, str] = {}
+    rejected: dict[str, str] = {}
+    warnings: list[str] = []
+    _compiled(section)(_Resource(resource, context or _NO_CONTEXT), resource, kind, properties, rejected, warnings)
+    for warning in warnings:
         log.warning(warning)
-    return mapped
+    return Mapped(properties, warnings, rejected)
 
 
 _NO_CONTEXT = ContextSpec()
@@ -340,8 +419,12 @@ def map_company(customer: dict[str, Any], mapping: MappingFile | None = None) ->
     return props
 
 
+# json.dumps with options builds an encoder per call; one per process gives the same text.
+_FINGERPRINT_JSON = json.JSONEncoder(sort_keys=True, separators=(",", ":"))
+
+
 def fingerprint(properties: dict[str, str]) -> str:
-    raw = json.dumps(properties, sort_keys=True, separators=(",", ":"))
+    raw = _FINGERPRINT_JSON.encode(properties)
     return hashlib.blake2b(raw.encode(), digest_size=12).hexdigest()
 
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import time
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from sync_tasks.constants import Keys
@@ -57,8 +57,10 @@ class Match:
     hs_members: list[str] | None = None  # the contact's ct_customer_ids, when HubSpot told us
 
     def as_dict(self) -> dict[str, Any]:
-        # Shallow on purpose: dataclasses.asdict deep-copies the whole record, and this is hot.
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        # Shallow on purpose: dataclasses.asdict deep-copies the whole record, and this is hot (so the
+        # fields are spelt out too; test_match checks they are all here).
+        return {"record": self.record, "hs_id": self.hs_id, "via": self.via, "hs_ct_id": self.hs_ct_id,
+                "hs_members": self.hs_members}
 
 
 def match_customers(records: list[dict[str, Any]], state: SyncState, hubspot: Reader,
@@ -76,7 +78,8 @@ def match_customers(records: list[dict[str, Any]], state: SyncState, hubspot: Re
         if m.record["id"] in known:
             m.hs_id, m.via = known[m.record["id"]], "idmap"
 
-    emails = {m.record["id"]: normalize_email(m.record.get("email")) for m in matches}
+    # Only the records the id map left open need their e-mail (after a backfill: none of them).
+    emails = {m.record["id"]: normalize_email(m.record.get("email")) for m in open_()}
     by_email = state.lookup_emails(sorted({e for m in open_() if (e := emails[m.record["id"]])}))
     for m in open_():
         email = emails[m.record["id"]]

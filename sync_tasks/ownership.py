@@ -207,17 +207,25 @@ def settle(section: ObjectSection, props: dict[str, str], written: dict[str, str
     differs from what was last written (or always, with `force`). With it, a HubSpot value other than
     the last written one is a HubSpot edit, and the owner / policy decides."""
     out = Settled()
+    if create:
+        out.send = dict(props)  # every property, HubSpot-owned ones as their initial value
+        return out
+    owners, hubspot_owned = _owners(section)
+    if not hubspot:
+        # Nothing read from HubSpot (the common case): no policy to apply, no conflict to find.
+        if force:
+            out.send = {name: new for name, new in props.items() if name not in hubspot_owned} if hubspot_owned \
+                else dict(props)
+        else:
+            out.send = {name: new for name, new in props.items()
+                        if name not in hubspot_owned and not same(new, written.get(name))}
+        return out
     for name, new in props.items():
-        owner = section.owner_of(name) if name in section.properties else "commercetools"
+        owner = owners.get(name, "commercetools")
         if owner == "hubspot":
-            if create:
-                out.send[name] = new  # the initial value; HubSpot owns it from then on
-            continue
-        if create:
-            out.send[name] = new
             continue
         last = written.get(name)
-        seen = (hubspot or {}).get(name)
+        seen = hubspot.get(name)
         if seen is None:
             if force or not same(new, last):
                 out.send[name] = new
@@ -232,6 +240,23 @@ def settle(section: ObjectSection, props: dict[str, str], written: dict[str, str
                 name, seen.value, new, last, rule, OVERWRITTEN if decision == "send" else KEPT,
                 seen.modified_at, ct_modified, seen.source_type))
     return out
+
+
+# Each section's owner per property and its HubSpot-owned properties, computed once (sections are
+# immutable; the section is kept beside its entry so an id is never reused while the entry lives).
+_OWNERS: dict[int, tuple[ObjectSection, tuple[dict[str, str], frozenset[str]]]] = {}
+
+
+def _owners(section: ObjectSection) -> tuple[dict[str, str], frozenset[str]]:
+    hit = _OWNERS.get(id(section))
+    if hit is not None and hit[0] is section:
+        return hit[1]
+    if len(_OWNERS) > 256:
+        _OWNERS.clear()
+    owners: dict[str, str] = {name: section.owner_of(name) for name in section.properties}
+    entry = owners, frozenset(name for name, owner in owners.items() if owner == "hubspot")
+    _OWNERS[id(section)] = (section, entry)
+    return entry
 
 
 def _decide(rule: str, new: str, last: str | None, seen: HubSpotValue, ct_modified: str | None) -> str:

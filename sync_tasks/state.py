@@ -30,11 +30,19 @@ else redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(merged)) end
 return redis.call('HINCRBY', KEYS[2], ARGV[1], 1)
 """
 
+# KEYS: e-mail member sets. Each set's members, in KEYS order.
+_MEMBERS = """
+local out = {}
+for i, key in ipairs(KEYS) do out[i] = redis.call('SMEMBERS', key) end
+return out
+"""
+
 
 class SyncState:
     def __init__(self, client: redis.Redis) -> None:
         # Typed loosely: redis-py's stubs type replies as bytes | str whatever decode_responses says.
         self.r: Any = client
+        self._members_script: Any = None
 
     # -- id maps -------------------------------------------------------------------------------
     def lookup_ids(self, hs_object: str, ct_ids: list[str]) -> dict[str, str]:
@@ -64,10 +72,13 @@ class SyncState:
 
     # -- e-mail groups (several commercetools customers, one contact) -----------------------------
     def members(self, emails: list[str]) -> dict[str, set[str]]:
-        pipe = self.r.pipeline(transaction=False)
-        for email in emails:
-            pipe.smembers(Keys.email_members(email_hash(email)))
-        return {e: set(m) for e, m in zip(emails, pipe.execute(), strict=True)}
+        if not emails:
+            return {}
+        # One script call for the chunk's ~100 sets: a pipeline packs and parses one command each.
+        if self._members_script is None:
+            self._members_script = self.r.register_script(_MEMBERS)
+        keys = [Keys.email_members(email_hash(e)) for e in emails]
+        return {e: set(m) for e, m in zip(emails, self._members_script(keys=keys), strict=True)}
 
     def set_members(self, groups: Mapping[str, Iterable[str]]) -> None:
         """Replace each e-mail's account set with the one just computed from commercetools."""
@@ -109,6 +120,24 @@ class SyncState:
         values, gens = pipe.execute()
         written = {k: json.loads(v) for k, v in zip(hs_ids, values, strict=True) if v}
         return written, {k: str(g or "0") for k, g in zip(hs_ids, gens, strict=True)}
+
+    def written_raw_with_generations(self, hs_object: str, hs_ids: list[str], values_for: list[str] | None = None
+                                     ) -> tuple[dict[str, str], dict[str, str]]:
+        """`written_with_generations` with the values left as stored JSON, and read only for
+        `values_for` (default: all of `hs_ids`): the map step parses the few it needs, not every one."""
+        if not hs_ids:
+            return {}, {}
+        wanted = hs_ids if values_for is None else values_for
+        raw: dict[str, str] = {}
+        if wanted:
+            pipe = self.r.pipeline(transaction=True)
+            pipe.hmget(Keys.written(hs_object), wanted)
+            pipe.hmget(Keys.written_generation(hs_object), hs_ids)
+            values, gens = pipe.execute()
+            raw = {k: v for k, v in zip(wanted, values, strict=True) if v}
+        else:
+            gens = self.r.hmget(Keys.written_generation(hs_object), hs_ids)  # one command: a snapshot already
+        return raw, {k: str(g or "0") for k, g in zip(hs_ids, gens, strict=True)}
 
     def save_written(self, hs_object: str, hs_id: str, properties: Mapping[str, str]) -> None:
         """Merge `properties` into what we last wrote to `hs_id` and bump its generation, atomically."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -110,19 +110,37 @@ def default_address(resource: dict[str, Any], kind: str = "shipping") -> dict[st
     return addresses[0] if addresses else {}
 
 
+def _street(address: dict[str, Any]) -> str | None:
+    line = " ".join(t for t in (text(address.get("streetName")), text(address.get("streetNumber"))) if t)
+    extra = text(address.get("additionalStreetInfo"))
+    return ", ".join(t for t in (line, extra) if t) or None
+
+
+def _field(key: str) -> Callable[[dict[str, Any]], str | None]:
+    def get(address: dict[str, Any]) -> str | None:
+        value = address.get(key)
+        return (value.strip() or None) if value.__class__ is str else text(value)
+    return get
+
+
+_ADDRESS_GETTERS: dict[str, Callable[[dict[str, Any]], str | None]] = {
+    "street": _street,
+    "name": lambda a: concat([a.get("firstName"), a.get("lastName")], " "),
+    "state": lambda a: text(a.get("state")) or text(a.get("region")),
+    "phone": lambda a: text(a.get("phone")) or text(a.get("mobile")),
+    **{part: _field(key) for part, key in (("zip", "postalCode"), ("first_name", "firstName"),
+                                           ("last_name", "lastName"), ("city", "city"), ("country", "country"),
+                                           ("email", "email"), ("company", "company"))},
+}
+
+
+def address_getter(part: str) -> Callable[[dict[str, Any]], str | None]:
+    """`address_part` for one part, dispatched once (the mapping reads the same parts per record)."""
+    return _ADDRESS_GETTERS.get(part) or _field(part)
+
+
 def address_part(address: dict[str, Any], part: str) -> str | None:
-    if part == "street":
-        line = " ".join(t for t in (text(address.get("streetName")), text(address.get("streetNumber"))) if t)
-        extra = text(address.get("additionalStreetInfo"))
-        return ", ".join(t for t in (line, extra) if t) or None
-    if part == "name":
-        return concat([address.get("firstName"), address.get("lastName")], " ")
-    key = {"zip": "postalCode", "first_name": "firstName", "last_name": "lastName"}.get(part, part)
-    if part == "state":
-        return text(address.get("state")) or text(address.get("region"))
-    if part == "phone":
-        return text(address.get("phone")) or text(address.get("mobile"))
-    return text(address.get(key))
+    return address_getter(part)(address)
 
 
 # -- customer group, locale, stores ---------------------------------------------------------------
@@ -145,7 +163,7 @@ def language(locale: Any, options: Iterable[str]) -> str | None:
     tag = text(locale)
     if tag is None:
         return None
-    allowed = set(options)
+    allowed = options if isinstance(options, frozenset | set) else set(options)
     full = tag.replace("_", "-").lower()
     for candidate in (full, full.split("-")[0]):
         if candidate in allowed:

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import json
+
 import redis
 
 from sync_tasks.changes import pick_owner, plan_contacts
@@ -98,3 +100,32 @@ def test_consent_entries_are_planned_only_when_the_decision_changed(redis_client
     assert entry["record_id"] == "a" and entry["opt_in"] is True
     redis_client.hset(Keys.consent(), entry["key"], entry["fingerprint"])
     assert plan_contacts([Match(c)], SyncState(redis_client), "most_recently_modified", mapping=mapping).consent == []
+
+
+def test_state_read_helpers_of_the_map_step(redis_client: redis.Redis) -> None:
+    state = SyncState(redis_client)
+    state.set_members({"a@x.io": ["a", "b"], "c@x.io": ["c"]})
+    assert state.members(["a@x.io", "none@x.io", "c@x.io"]) == {"a@x.io": {"a", "b"}, "none@x.io": set(),
+                                                                 "c@x.io": {"c"}}
+    assert state.members([]) == {}
+    state.save_written("contacts", "1", {"firstname": "Ann"})
+    state.save_written("contacts", "1", {"lastname": "Lee"})
+    state.save_written("contacts", "2", {})
+    full = state.written_with_generations("contacts", ["1", "2", "3"])
+    raw, gens = state.written_raw_with_generations("contacts", ["1", "2", "3"])
+    assert ({k: json.loads(v) for k, v in raw.items()}, gens) == full
+    assert state.written_raw_with_generations("contacts", ["1", "2", "3"], ["2"]) == ({"2": "{}"}, full[1])
+    assert state.written_raw_with_generations("contacts", ["1", "3"], []) == ({}, {"1": "2", "3": "0"})
+    assert state.written_raw_with_generations("contacts", []) == ({}, {})
+
+
+def test_a_backfill_gives_a_contact_found_by_email_our_key_unless_it_has_one(redis_client: redis.Redis) -> None:
+    state = SyncState(redis_client)
+    c = customer("a", "a@x.io")
+    state.save_written("contacts", "7", {"firstname": "Ann"})
+    state.save_written("contacts", "8", {"ct_customer_id": "a"})
+    for hs_id, keyed in (("7", True), ("8", False)):
+        plan = plan_contacts([Match(c, hs_id=hs_id, via="email-index")], state, "most_recently_modified", force=True)
+        assert ("ct_customer_id" in plan.updates[0]["properties"]) is keyed
+        idmap = plan_contacts([Match(c, hs_id=hs_id, via="idmap")], state, "most_recently_modified", force=True)
+        assert "ct_customer_id" not in idmap.updates[0]["properties"]

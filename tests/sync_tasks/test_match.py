@@ -98,3 +98,15 @@ def test_the_dry_run_reads_everything_and_marks_nothing(redis_client: redis.Redi
                           unread_first=False)
     assert (m.hs_id, m.via) == ("103", "email")
     assert not redis_client.exists(Keys.match_tried("contacts", int(NOW // DAY_SECONDS)))
+
+
+def test_as_dict_is_shallow_and_complete() -> None:
+    from dataclasses import fields
+
+    from sync_tasks.match import Match
+
+    record = customer("c1", "one@x.io")
+    m = Match(record=record, hs_id="101", via="email", hs_ct_id="c1", hs_members=["c1", "c9"])
+    out = m.as_dict()
+    assert list(out) == [f.name for f in fields(Match)]  # every field, in order: Match(**out) round-trips
+    assert out["record"] is record and Match(**out) == m

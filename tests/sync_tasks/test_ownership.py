@@ -174,3 +174,14 @@ def test_a_section_default_owner_and_policy_apply_to_properties_without_their_ow
 def test_bad_ownership_is_refused_naming_the_property(line: str, message: str) -> None:
     with pytest.raises(MappingError, match=message):
         parse_mapping(_with_contact(line))
+
+
+def test_without_hubspot_values_hubspot_owned_properties_stay_out_in_property_order() -> None:
+    props = {"phone": "+49 1", "city": "Berlin", "ct_customer_ids": "a", "firstname": "Ann"}
+    forced = settle(SECTION, props, {}, None, CT_TIME, force=True).send
+    assert list(forced.items()) == [("city", "Berlin"), ("ct_customer_ids", "a"), ("firstname", "Ann")]
+    assert settle(SECTION, props, {}, {}, CT_TIME, force=True).send == forced  # read, but nothing came back
+    assert list(settle(SECTION, props, {}, None, CT_TIME, create=True).send.items()) == list(props.items())
+    plain = ObjectSection.model_validate({"object": "contacts", "id_property": "k",
+                                          "properties": {"city": {"transform": "address", "part": "city"}}})
+    assert settle(plain, props, {}, None, CT_TIME, force=True).send == props
