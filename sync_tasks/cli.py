@@ -75,6 +75,8 @@ def follow_run(run_id: str, timeout: float) -> dict[str, Any]:
             done = sum(run[f] for f in ("created", "updated", "skipped", "failed"))
             counts = " ".join(f"{f}={run[f]}" for f in ("extracted", "matched", "created", "updated",
                                                         "skipped", "failed"))
+            if run.get("rollups"):  # an order backfill writes its people's rollups at the end
+                counts += f" rollups={run['rollups']}:{run.get('rollups_written', 0)}"
             progress.update(bar, completed=done, total=run["extracted"] or None, counts=counts)
 
         return wait_for_run(state, run_id, timeout, show)

@@ -407,8 +407,11 @@ def write_backfill_rollups(hubspot: HubSpotClient, state: SyncState, settings: S
             recheck_rollups(hubspot, state, settings, values, task, run_id)
         if error:
             return written, error
-        state.r.srem(key, *members)
-        state.r.expire(Keys.run_rollups_lock(run_id), ROLLUPS_LOCK_SECONDS)
+        pipe = state.r.pipeline()
+        pipe.srem(key, *members)
+        pipe.expire(Keys.run_rollups_lock(run_id), ROLLUPS_LOCK_SECONDS)
+        pipe.hincrby(Keys.run(run_id), "rollups_written", len(members))  # progress: runs.wait_for_run sees it
+        pipe.execute()
         written += len(members)
     state.r.hset(Keys.run(run_id), "rollups", "done")
     state.r.delete(Keys.run_rollups_lock(run_id))

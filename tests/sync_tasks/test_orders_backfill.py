@@ -88,6 +88,7 @@ def test_backfill_chunks_defer_rollups_and_the_end_writes_them_once_per_person(
     assert written == len(people) > 7
     assert _updates(hs_url) - before == -(-len(people) // 7)  # one call per batch of people, no re-writes
     assert state.run_complete(run_id) and not claim_backfill_rollups(state, run_id)
+    assert int(state.run(run_id)["rollups_written"]) == written  # the progress a follower sees
     contacts = {str(x["id"]): x["properties"] for x in sandbox_records(hs_url, "contacts")}
     expected = person_rollups(state, settings, people)
     for person, values in expected.items():
