@@ -222,6 +222,6 @@ def _check_size(inputs: Sequence[Any], limit: int = BATCH_LIMIT) -> None:
 
 
 def _batch_result(response: requests.Response) -> BatchResult:
-    body = response.json() if response.content else {}
+    body = metrics.response_json(response) if response.content else {}
     return BatchResult(results=list(body.get("results") or []), errors=list(body.get("errors") or []),
                        status=response.status_code)

@@ -46,6 +46,19 @@ _LIMIT_HEADERS = {"X-HubSpot-RateLimit-Max": "max", "X-HubSpot-RateLimit-Remaini
 _NOT_REJECTED = {409, 423, 429}  # a conflict is resolved by the caller; the others are waits
 
 
+_BODY = "_ctsync_json"  # a parsed body kept on its response: batch answers are large, parse them once
+
+
+def response_json(response: requests.Response) -> Any:
+    """`response.json()`, parsed once per response (the client and the metrics both read it). The
+    same object is returned to every reader: readers must not change it."""
+    body = getattr(response, _BODY, None)
+    if body is None:
+        body = response.json()
+        setattr(response, _BODY, body)
+    return body
+
+
 def _field(*parts: object) -> str:
     return SEP.join(str(p).replace(SEP, "/") for p in parts)
 
@@ -64,7 +77,7 @@ def _records(method: str, path: str, response: requests.Response) -> dict[str, i
     obj, kind, code = match["object"], match["kind"], response.status_code
     counts: dict[str, int] = {}
     if 200 <= code < 300:
-        body = response.json() if response.content else {}
+        body = response_json(response) if response.content else {}
         for result in body.get("results") or []:
             created = kind == "create" or (kind == "upsert" and bool(result.get("new")))
             key = _field(RECORDS, obj, "created" if created else "updated")

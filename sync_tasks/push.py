@@ -8,6 +8,7 @@ transiently stays in the plan, so the task retries only that.
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections import Counter
 from collections.abc import Callable
@@ -17,7 +18,7 @@ from typing import Any
 from sync_tasks import rejected
 from sync_tasks.batch_writer import Outcome, write
 from sync_tasks.changes import ENTITY
-from sync_tasks.constants import Keys
+from sync_tasks.constants import Keys, email_hash
 from sync_tasks.errors import BusyError, RetryableError
 from sync_tasks.hubspot_client import BATCH_LIMIT, HubSpotClient, trace_id
 from sync_tasks.match import CONTACTS, CT_ID_PROPERTY
@@ -123,14 +124,20 @@ class ContactPusher:
             keys = {e["key"]: t for t, e in by_trace.items()}
             out = write(lambda xs: self.hubspot.batch_upsert(CONTACTS, CT_ID_PROPERTY, xs), inputs,
                         _trace_by_property(CT_ID_PROPERTY, keys))
+            pipe, confirm = self._confirm_pipeline()
+            claims: list[tuple[dict[str, Any], int]] = []  # (entry, index of its claim's reply)
             for trace, result in out.results.items():
                 entry = by_trace[trace]
-                self._confirmed(entry, str(result["id"]), {**entry["properties"], CT_ID_PROPERTY: entry["key"]})
-                claimed = self._claim_version(keys=[Keys.source_version(CONTACTS)],
-                                              args=[str(result["id"]), entry.get("version") or ""])
-                if not claimed:
-                    self.resync.extend(entry["record_ids"])  # upserted onto newer data: map again
+                self._confirmed(entry, str(result["id"]), {**entry["properties"], CT_ID_PROPERTY: entry["key"]},
+                                confirm)
+                claims.append((entry, len(pipe)))
+                self._claim_version(keys=[Keys.source_version(CONTACTS)],
+                                    args=[str(result["id"]), entry.get("version") or ""], client=pipe)
                 self.counts["created" if result.get("new", True) else "updated"] += len(entry["record_ids"])
+            replies = pipe.execute() if claims else []
+            for entry, at in claims:
+                if not replies[at]:
+                    self.resync.extend(entry["record_ids"])  # upserted onto newer data: map again
             for trace in out.conflicts:
                 # The e-mail already belongs to a contact (made by a form, or by a concurrent chunk
                 # with another account of the same e-mail): match and map these records again, so
@@ -213,10 +220,13 @@ class ContactPusher:
                       for t, e in by_trace.items()]
             out = write(lambda xs: self.hubspot.batch_update(CONTACTS, xs), inputs,
                         _trace_by_id(ids))
+            pipe, confirm = self._confirm_pipeline()
             for trace, result in out.results.items():
                 entry = by_trace[trace]
-                self._confirmed(entry, str(result["id"]), entry["properties"])
+                self._confirmed(entry, str(result["id"]), entry["properties"], confirm)
                 self.counts["updated"] += len(entry["record_ids"])
+            if out.results:
+                pipe.execute()
             self._recheck_versions([by_trace[t] for t in out.results])
             for trace in out.conflicts:
                 # An update that collides on a unique value (an e-mail another contact has).
@@ -238,14 +248,29 @@ class ContactPusher:
                 entry["key"] = key
         self.state.save_create_intents(CONTACTS, {e["email"]: e["key"] for e in batch})
 
-    def _confirmed(self, entry: dict[str, Any], hs_id: str, written: dict[str, str]) -> None:
+    def _confirm_pipeline(self) -> tuple[Any, SyncState]:
+        """One MULTI/EXEC for a batch's confirmations: the same commands in the same order as one
+        round trip each, and each record's state lands whole (as `set_members` alone did before).
+        Returns the pipeline and this push's state writing to it."""
+        pipe = self.state.r.pipeline(transaction=True)
+        batch = copy.copy(self.state)  # the same state object (and class) on the pipeline
+        batch.r = pipe
+        return pipe, batch
+
+    def _confirmed(self, entry: dict[str, Any], hs_id: str, written: dict[str, str], state: SyncState) -> None:
+        """Queue what HubSpot confirmed for `entry` on `state`'s pipeline; the caller executes it."""
         entry["hs_id"] = hs_id
-        state = self.state
+        # The SyncState writers used here each issue one command, so on a pipeline they queue in order.
+        pipe = state.r
         state.save_ids(CONTACTS, {rid: hs_id for rid in entry["members"]})
         if entry.get("key"):
             state.clear_create_intents(CONTACTS, [entry["email"]])  # the id map covers it from now on
         state.save_emails({entry["email"]: hs_id})
-        state.set_members({entry["email"]: entry["members"]})
+        # `SyncState.set_members` runs a pipeline of its own; its commands, queued here instead.
+        members_key = Keys.email_members(email_hash(entry["email"]))
+        pipe.delete(members_key)
+        if entry["members"]:
+            pipe.sadd(members_key, *entry["members"])
         state.save_written(CONTACTS, hs_id, written)
         state.save_fingerprints(ENTITY, entry["fingerprints"])
         if entry.get("company"):
@@ -301,7 +326,8 @@ class ContactPusher:
         if by_customer:
             self.state.r.hset(Keys.index("customer-company"), mapping=by_customer)
         pairs = [(contact, known[key]) for contact, key in links if key in known]
-        new_pairs = [p for p in pairs if p not in self.state.known_associations("contact-company", pairs)]
+        known_pairs = self.state.known_associations("contact-company", pairs)  # one read, not one per pair
+        new_pairs = [p for p in pairs if p not in known_pairs]
         for i in range(0, len(new_pairs), BATCH_LIMIT):
             part = new_pairs[i:i + BATCH_LIMIT]
             try:

@@ -6,9 +6,10 @@ from typing import Any
 
 import redis
 
-from sync_tasks.commerce_push import StepPusher, dead_letter_failed, replay_target, upsert_keyed
+from sync_tasks.commerce_push import StepPusher, dead_letter_failed, replay_target, update_by_id, upsert_keyed
 from sync_tasks.errors import RateLimitedError, RetryableError
 from sync_tasks.hubspot_client import BatchResult
+from sync_tasks.state import SyncState
 
 
 class FlakyHub:
@@ -95,3 +96,30 @@ def test_rejected_commerce_writes_are_dead_lettered_under_the_record_a_replay_re
     [entry] = DeadLetters(redis_client).entries()
     assert (entry.entity, entry.record_ids) == ("orders", ["o1"])
     assert entry.payload["key"] == "order:o1:li1" and entry.payload["payload"] == {"quantity": "x"}
+
+
+class Updates:
+    """Batch updates by id (a stand-in for HubSpot's answers): what was sent, per call."""
+
+    def __init__(self) -> None:
+        self.sent: list[dict[str, dict[str, str]]] = []
+
+    def batch_update(self, obj: str, inputs: list[dict[str, Any]]) -> BatchResult:
+        self.sent.append({i["id"]: i["properties"] for i in inputs})
+        return BatchResult(results=[{"id": i["id"], "objectWriteTraceId": i["objectWriteTraceId"]} for i in inputs])
+
+
+def test_updates_by_id_send_only_what_changed_and_remember_it(redis_client: redis.Redis) -> None:
+    state, hub = SyncState(redis_client), Updates()
+    state.save_written("contacts", "1", {"a": "1", "b": "0", "c": "kept"})
+    state.save_written("contacts", "2", {"a": "1", "b": "2"})  # already what it will be: not sent
+    values = {str(i): {"a": "1", "b": str(i)} for i in range(1, 152)}
+    assert update_by_id(hub, state, "contacts", values, "test", None) is None  # type: ignore[arg-type]
+    assert [len(call) for call in hub.sent] == [100, 50] and "2" not in hub.sent[0]
+    assert hub.sent[0]["1"] == {"b": "1"}
+    written, gens = state.written_with_generations("contacts", ["1", "2", "151"])
+    assert written == {"1": {"a": "1", "b": "1", "c": "kept"}, "2": {"a": "1", "b": "2"},
+                       "151": {"a": "1", "b": "151"}}
+    assert gens == {"1": "2", "2": "1", "151": "1"}
+    assert update_by_id(hub, state, "contacts", values, "test", None) is None  # type: ignore[arg-type]
+    assert len(hub.sent) == 2  # nothing changed since: nothing sent

@@ -156,3 +156,59 @@ def test_written_values_merge_and_bump_their_generation(redis_client: redis.Redi
     assert written == {HS_ID: {"a": "1", "b": "3"}} and gens == {HS_ID: "2", "missing": "0"}
     state.save_written("contacts", HS_ID, {})
     assert state.written("contacts", [HS_ID]) == {HS_ID: {"a": "1", "b": "3"}}
+
+
+class Upserts:
+    """HubSpot's batch upsert: a new record per key, ids from 900, the trace id echoed."""
+
+    def __init__(self) -> None:
+        self.ids: dict[str, str] = {}
+
+    @contextmanager
+    def prepaid(self, calls: int) -> Iterator[None]:
+        yield
+
+    def batch_upsert(self, obj: str, id_property: str, inputs: list[dict[str, Any]]) -> BatchResult:
+        results = []
+        for i in inputs:
+            new = i["id"] not in self.ids
+            self.ids.setdefault(i["id"], str(900 + len(self.ids)))
+            results.append({"id": self.ids[i["id"]], "new": new, "properties": i["properties"],
+                            "objectWriteTraceId": i["objectWriteTraceId"]})
+        return BatchResult(results=results)
+
+
+def _create_entry(key: str, email: str, members: list[str], version: str) -> dict[str, Any]:
+    return {"email": email, "members": members, "record_ids": members, "key": key, "version": version,
+            "fingerprints": {m: f"fp-{m}" for m in members}, "company": None,
+            "properties": {"email": email, "firstname": key.upper()}}
+
+
+def test_a_create_batch_confirms_every_record_in_one_transaction(redis_client: redis.Redis) -> None:
+    """The confirmations of a batch go to Redis as one MULTI/EXEC: each record's id map, e-mail
+    index, members, written values (generation 1), fingerprints and source version, its create
+    intent cleared; a record upserted onto newer data than it carried is matched and mapped again."""
+    state, hub = SyncState(redis_client), Upserts()
+    hub.ids["c9"] = "950"  # c9's contact exists; newer data of it was claimed already
+    redis_client.hset(Keys.source_version("contacts"), "950", "2026-02-01T00:00:00.000Z")
+    plan = {"creates": [_create_entry("c1", "ann@example.com", ["c1", "c2"], "2026-01-01T00:00:00.000Z"),
+                        _create_entry("c3", "bo@example.com", ["c3"], "2026-01-01T00:00:00.000Z"),
+                        _create_entry("c9", "cy@example.com", ["c9"], "2026-01-05T00:00:00.000Z")],
+            "updates": []}
+    result = push_plan(plan, hub, state, "run-1", "test")  # type: ignore[arg-type]
+
+    assert result.error is None and result.left == {} and result.resync == ["c9"]
+    ann, bo = hub.ids["c1"], hub.ids["c3"]
+    assert state.lookup_ids("contacts", ["c1", "c2", "c3", "c9"]) == {"c1": ann, "c2": ann, "c3": bo, "c9": "950"}
+    assert state.lookup_emails(["ann@example.com", "bo@example.com"]) == {"ann@example.com": ann,
+                                                                           "bo@example.com": bo}
+    assert state.members(["ann@example.com", "bo@example.com"]) == {"ann@example.com": {"c1", "c2"},
+                                                                    "bo@example.com": {"c3"}}
+    written, gens = state.written_with_generations("contacts", [ann, bo])
+    assert written[ann] == {"email": "ann@example.com", "firstname": "C1", "ct_customer_id": "c1"}
+    assert gens == {ann: "1", bo: "1"}
+    assert state.fingerprints("customers", ["c1", "c2", "c3"]) == {"c1": "fp-c1", "c2": "fp-c2", "c3": "fp-c3"}
+    assert state.create_intents("contacts", ["ann@example.com", "bo@example.com", "cy@example.com"]) == {}
+    assert redis_client.hgetall(Keys.source_version("contacts")) == {
+        ann: "2026-01-01T00:00:00.000Z", bo: "2026-01-01T00:00:00.000Z", "950": "2026-02-01T00:00:00.000Z"}
+    assert state.run("run-1")["created"] == 3 and state.run("run-1")["updated"] == 1
