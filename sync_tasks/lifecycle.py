@@ -207,6 +207,10 @@ def property_specs(settings: Settings) -> list[tuple[str, str, str, str]]:
 
 
 # -- Redis: the claims ---------------------------------------------------------------------------------
+def _sorted_claims(raw: dict[str, str]) -> list[LifecycleEvent]:
+    return sorted((LifecycleEvent.from_json(v) for v in raw.values()), key=lambda e: (e.at, e.key))
+
+
 class LifecycleStore:
     def __init__(self, client: Any) -> None:
         self.r = client
@@ -215,8 +219,16 @@ class LifecycleStore:
         self._mark_sent = client.register_script(_MARK_SENT)
 
     def claims(self, person: str) -> list[LifecycleEvent]:
-        raw = self.r.hgetall(Keys.lifecycle(person))
-        return sorted((LifecycleEvent.from_json(v) for v in raw.values()), key=lambda e: (e.at, e.key))
+        return _sorted_claims(self.r.hgetall(Keys.lifecycle(person)))
+
+    def claims_many(self, people: list[str]) -> dict[str, list[LifecycleEvent]]:
+        """`claims` of each person in one round trip."""
+        if not people:
+            return {}
+        pipe = self.r.pipeline(transaction=False)
+        for person in people:
+            pipe.hgetall(Keys.lifecycle(person))
+        return {p: _sorted_claims(raw) for p, raw in zip(people, pipe.execute(), strict=True)}
 
     def claim(self, person: str, events: list[LifecycleEvent], now: float) -> list[LifecycleEvent]:
         """Claim the events not claimed yet; returns those this call won (exactly one caller wins each)."""
@@ -253,27 +265,50 @@ class LifecycleStore:
 
     def note_orders(self, person: str, orders: dict[str, str], now: float) -> None:
         """Remember each order's subscription and when we first saw it (HSETNX: replays keep the first)."""
-        key = Keys.lifecycle_orders(person)
-        for order_id, sub in orders.items():
-            self.r.hsetnx(key, order_id, json.dumps({"sub": sub, "seen": now}))
+        self.note_orders_many({person: orders}, now)
+
+    def note_orders_many(self, people: dict[str, dict[str, str]], now: float) -> None:
+        """`note_orders` for several people in one round trip."""
+        pipe = self.r.pipeline(transaction=False)
+        for person, orders in people.items():
+            key = Keys.lifecycle_orders(person)
+            for order_id, sub in orders.items():
+                pipe.hsetnx(key, order_id, json.dumps({"sub": sub, "seen": now}))
+        pipe.execute()
 
     def order_facts(self, person: str) -> tuple[dict[str, str], dict[str, float]]:
-        raw = self.r.hgetall(Keys.lifecycle_orders(person))
-        facts = {k: json.loads(v) for k, v in raw.items()}
-        return {k: str(f.get("sub") or "") for k, f in facts.items()}, {k: float(f["seen"]) for k, f in facts.items()}
+        return _facts(self.r.hgetall(Keys.lifecycle_orders(person)))
+
+    def order_facts_many(self, people: list[str]) -> dict[str, tuple[dict[str, str], dict[str, float]]]:
+        if not people:
+            return {}
+        pipe = self.r.pipeline(transaction=False)
+        for person in people:
+            pipe.hgetall(Keys.lifecycle_orders(person))
+        return {p: _facts(raw) for p, raw in zip(people, pipe.execute(), strict=True)}
 
     def track_last_order(self, person: str, entries: list[LedgerEntry]) -> None:
         """The churn index: person → last counted order (never moves back, so concurrent writers agree)."""
-        live = live_orders(entries)
-        if not live:
-            return
-        try:
-            ts = parse_instant(live[-1].created_at)
-        except ValueError:
-            log.error("lifecycle: order %s has an unreadable createdAt %r; churn not tracked for person %s",
-                      live[-1].order_id, live[-1].created_at, person)
-            return
-        self.r.zadd(Keys.lifecycle_last_order(), {person: ts}, gt=True)
+        self.track_last_order_many({person: entries})
+
+    def track_last_order_many(self, people: dict[str, list[LedgerEntry]]) -> None:
+        last: dict[str, float] = {}
+        for person, entries in people.items():
+            live = live_orders(entries)
+            if not live:
+                continue
+            try:
+                last[person] = parse_instant(live[-1].created_at)
+            except ValueError:
+                log.error("lifecycle: order %s has an unreadable createdAt %r; churn not tracked for person %s",
+                          live[-1].order_id, live[-1].created_at, person)
+        if last:
+            self.r.zadd(Keys.lifecycle_last_order(), last, gt=True)  # GT: each member only moves forward
+
+
+def _facts(raw: dict[str, str]) -> tuple[dict[str, str], dict[str, float]]:
+    facts = {k: json.loads(v) for k, v in raw.items()}
+    return {k: str(f.get("sub") or "") for k, f in facts.items()}, {k: float(f["seen"]) for k, f in facts.items()}
 
 
 # -- HubSpot: sending claimed events ----------------------------------------------------------------
@@ -302,14 +337,15 @@ def send_pending(hubspot: HubSpotClient, state: SyncState, settings: Settings, p
     but send no custom event. `extra` holds other contact properties (the order rollups) to send in
     the same batch update."""
     store = LifecycleStore(state.r)
-    ledger = Ledger(state.r)
     unsent: dict[str, list[LifecycleEvent]] = {}
     values: dict[str, dict[str, str]] = {}
+    # Two round trips for all of them, not two per person (a backfill's end sends 100 at a time).
+    all_claims = store.claims_many(list(people))
+    entries = Ledger(state.r).entries_many(list(people))
     for person in people:
-        claims = store.claims(person)
+        claims = all_claims[person]
         unsent[person] = [c for c in claims if not c.sent]
-        values[person] = {**(extra or {}).get(person, {}), **contact_properties(claims, ledger.entries(person),
-                                                                                settings)}
+        values[person] = {**(extra or {}).get(person, {}), **contact_properties(claims, entries[person], settings)}
     if settings.lifecycle_custom_events:
         occurrences = [occurrence(p, e, event_name(hubspot, state.r, settings, e.kind))
                        for p, events in unsent.items() for e in events if not e.historical]
@@ -336,11 +372,16 @@ def on_recorded(hubspot: HubSpotClient, state: SyncState, settings: Settings, pe
     store = LifecycleStore(state.r)
     ledger = Ledger(state.r)
     result = LifecycleResult()
-    for person, order_ids in sorted(people.items()):
-        store.note_orders(person, {o: subscriptions.get(o, "") for o in order_ids}, now)
-        entries = ledger.entries(person)
-        store.track_last_order(person, entries)
-        subs, _ = store.order_facts(person)
+    # Per person the same steps in the same order (note, read, track, claim); each step for all of
+    # them in one round trip. The shared keys (the churn index with GT) take order-free updates.
+    everyone = sorted(people)
+    store.note_orders_many({p: {o: subscriptions.get(o, "") for o in people[p]} for p in everyone}, now)
+    ledgers = ledger.entries_many(everyone)
+    store.track_last_order_many(ledgers)
+    facts = store.order_facts_many(everyone)
+    for person in everyone:
+        entries = ledgers[person]
+        subs, _ = facts[person]
         for event in store.claim(person, evaluate(entries, subs, settings, mode), now):
             result.fired.append((person, event))
             log.info("lifecycle %s fired for contact %s (%s, order %s)", event.key, person,

@@ -305,16 +305,18 @@ class OrderPusher(StepPusher):
         return None
 
     def _ledger(self, plan: dict[str, Any]) -> RetryableError | None:
-        ledger = Ledger(self.state.r)
         people: dict[str, list[LedgerEntry]] = {}
         for order in plan["orders"]:
             if order["contact"]:
                 people.setdefault(order["contact"], []).append(LedgerEntry(**order["ledger"]))
-        for person, entries in people.items():
-            ledger.record(person, entries)
         if people:
-            self.state.r.hset(Keys.index("order-person"), mapping={o["id"]: o["contact"] for o in plan["orders"]
-                                                                   if o["contact"]})
+            pipe = self.state.r.pipeline(transaction=False)  # one round trip for the chunk's people
+            ledger = Ledger(pipe)
+            for person, entries in people.items():
+                ledger.record(person, entries)
+            pipe.hset(Keys.index("order-person"), mapping={o["id"]: o["contact"] for o in plan["orders"]
+                                                           if o["contact"]})
+            pipe.execute()
         recorded = {p: [e.order_id for e in es] for p, es in people.items()}
         subscriptions = {o["id"]: o.get("subscription", "") for o in plan["orders"]}
         if self.mode == "backfill" and self.run_id:
@@ -349,8 +351,8 @@ class OrderPusher(StepPusher):
 
 # -- rollups ------------------------------------------------------------------------------------------
 def person_rollups(state: SyncState, settings: Settings, people: Iterable[str]) -> dict[str, dict[str, str]]:
-    ledger = Ledger(state.r)
-    return {p: rollups(ledger.entries(p), settings.reporting_currency, settings.exchange_rates) for p in people}
+    entries = Ledger(state.r).entries_many(list(people))  # one round trip for the chunk's people
+    return {p: rollups(e, settings.reporting_currency, settings.exchange_rates) for p, e in entries.items()}
 
 
 def recheck_rollups(hubspot: HubSpotClient, state: SyncState, settings: Settings,
