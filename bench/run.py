@@ -38,6 +38,7 @@ from bench.rss import RssSampler
 REDIS_URL = f"redis://127.0.0.1:6379/{BENCH_DB}"
 LOG_CAPACITY = 400_000
 STALL_S = 60.0  # no run counter moved for this long: the run will not complete
+DELTA_POLL_S = 0.02  # resolution of a delta's seconds (delta scaling compares two of them)
 
 
 class Bench:
@@ -140,10 +141,11 @@ class Bench:
 
         return self.wait(state, run_id, note)
 
-    def wait(self, state: Any, run_id: str, note: Any = None) -> dict[str, Any]:
+    def wait(self, state: Any, run_id: str, note: Any = None, poll_s: float = 0.3) -> dict[str, Any]:
         """Until the run's counters account for every extracted record. A run whose counters stop
         short (nothing moving for STALL_S) is a product defect: reported as `stalled`, with its end
-        at the last counter change, and the benchmark carries on."""
+        at the last counter change, and the benchmark carries on. `poll_s` is the resolution of
+        `finished_at`."""
         last: dict[str, Any] = {}
         changed = time.time()
         deadline = time.monotonic() + self.cfg.run_timeout_s
@@ -158,7 +160,7 @@ class Bench:
             if time.time() - changed > STALL_S:
                 self.say(f"run {run_id} stalled short of its extracted count: {run}")
                 return {**run, "run_id": run_id, "stalled": True, "finished_at": changed}
-            time.sleep(0.3)
+            time.sleep(poll_s)
         raise TimeoutError(f"run {run_id} did not finish within {self.cfg.run_timeout_s}s")
 
     def delta(self, entity: str) -> dict[str, Any]:
@@ -168,13 +170,15 @@ class Bench:
         started = time.time()
         send_extract(entity)
         deadline = time.monotonic() + 300
+        # A delta of 200 customers takes well under a second: its end is polled every 20 ms (at the
+        # 0.3 s of a backfill's polling, 0.2 s and 0.5 s were the only values a delta could take).
         while time.monotonic() < deadline:
             run_id = latest_run_after(state, entity, started)
             if run_id:
-                run = self.wait(state, run_id)
+                run = self.wait(state, run_id, poll_s=DELTA_POLL_S)
                 run["seconds"] = run["finished_at"] - started
                 return run
-            time.sleep(0.2)
+            time.sleep(DELTA_POLL_S)
         raise TimeoutError(f"no {entity} delta run started; see {self.fleet.log_dir}")
 
     # -- phases --------------------------------------------------------------------------------
