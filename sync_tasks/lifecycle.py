@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -232,15 +233,24 @@ class LifecycleStore:
 
     def claim(self, person: str, events: list[LifecycleEvent], now: float) -> list[LifecycleEvent]:
         """Claim the events not claimed yet; returns those this call won (exactly one caller wins each)."""
-        if not events:
-            return []
-        stamped = {e.key: LifecycleEvent(**{**asdict(e), "fired_at": iso(now), "sent": False}) for e in events}
-        args: list[str] = [person]
-        for key, event in stamped.items():
-            args += [key, event.as_json()]
-        won = self._claim(keys=[Keys.lifecycle(person), Keys.lifecycle_pending()], args=args)
-        winners = [stamped[k.decode() if isinstance(k, bytes) else k] for k in won]
-        self._count(winners)
+        return self.claim_many({person: events}, now).get(person, [])
+
+    def claim_many(self, events: dict[str, list[LifecycleEvent]], now: float) -> dict[str, list[LifecycleEvent]]:
+        """`claim` for several people: their claims in one round trip, the counts in one more."""
+        stamped = {person: {e.key: LifecycleEvent(**{**asdict(e), "fired_at": iso(now), "sent": False}) for e in es}
+                   for person, es in events.items() if es}
+        if not stamped:
+            return {}
+        pipe = self.r.pipeline(transaction=False)
+        for person, by_key in stamped.items():
+            args: list[str] = [person]
+            for key, event in by_key.items():
+                args += [key, event.as_json()]
+            self._claim(keys=[Keys.lifecycle(person), Keys.lifecycle_pending()], args=args, client=pipe)
+        won = dict(zip(stamped, pipe.execute(), strict=True))
+        winners = {person: [by_key[k.decode() if isinstance(k, bytes) else k] for k in won[person]]
+                   for person, by_key in stamped.items()}
+        self._count([e for es in winners.values() for e in es])
         return winners
 
     def claim_churn(self, person: str, score: float, event: LifecycleEvent, now: float) -> bool:
@@ -253,15 +263,31 @@ class LifecycleStore:
         return won
 
     def _count(self, events: list[LifecycleEvent]) -> None:
-        for e in events:
-            self.r.hincrby(Keys.lifecycle_fired(), f"{e.kind}|{'historical' if e.historical else 'live'}", 1)
+        counts = Counter(f"{e.kind}|{'historical' if e.historical else 'live'}" for e in events)
+        if counts:
+            pipe = self.r.pipeline(transaction=False)
+            for field_, n in counts.items():
+                pipe.hincrby(Keys.lifecycle_fired(), field_, n)
+            pipe.execute()
 
     def mark_sent(self, person: str, events: list[LifecycleEvent]) -> None:
-        for e in events:
-            self._mark_sent(keys=[Keys.lifecycle(person)],
-                            args=[e.key, e.as_json(), LifecycleEvent(**{**asdict(e), "sent": True}).as_json()])
-        if not any(not c.sent for c in self.claims(person)):
-            self.r.srem(Keys.lifecycle_pending(), person)
+        self.mark_sent_many({person: events})
+
+    def mark_sent_many(self, events: dict[str, list[LifecycleEvent]]) -> None:
+        """Mark the events sent (each only if its claim is unchanged), then take the people with
+        nothing left unsent off the pending set: three round trips for all of them."""
+        people = [p for p, es in events.items() if es]
+        if not people:
+            return
+        pipe = self.r.pipeline(transaction=False)
+        for person in people:
+            for e in events[person]:
+                self._mark_sent(keys=[Keys.lifecycle(person)], client=pipe,
+                                args=[e.key, e.as_json(), LifecycleEvent(**{**asdict(e), "sent": True}).as_json()])
+        pipe.execute()
+        done = [p for p, claims in self.claims_many(people).items() if all(c.sent for c in claims)]
+        if done:
+            self.r.srem(Keys.lifecycle_pending(), *done)
 
     def note_orders(self, person: str, orders: dict[str, str], now: float) -> None:
         """Remember each order's subscription and when we first saw it (HSETNX: replays keep the first)."""
@@ -353,9 +379,7 @@ def send_pending(hubspot: HubSpotClient, state: SyncState, settings: Settings, p
     error = update_by_id(hubspot, state, CONTACTS, values, task, run_id, only_changed)
     if error:
         return 0, error
-    for person, events in unsent.items():
-        if events:
-            store.mark_sent(person, events)
+    store.mark_sent_many(unsent)
     return sum(len(v) for v in unsent.values()), None
 
 
@@ -379,13 +403,18 @@ def on_recorded(hubspot: HubSpotClient, state: SyncState, settings: Settings, pe
     ledgers = ledger.entries_many(everyone)
     store.track_last_order_many(ledgers)
     facts = store.order_facts_many(everyone)
+    claimed = store.claim_many({p: evaluate(ledgers[p], facts[p][0], settings, mode) for p in everyone}, now)
     for person in everyone:
-        entries = ledgers[person]
-        subs, _ = facts[person]
-        for event in store.claim(person, evaluate(entries, subs, settings, mode), now):
+        for event in claimed.get(person, []):
             result.fired.append((person, event))
-            log.info("lifecycle %s fired for contact %s (%s, order %s)", event.key, person,
-                     "historical" if event.historical else "live", event.order_id)
+            # A backfill fires one historical event per order or so: those are counted (`ctsync
+            # lifecycle`) and summed up below, not logged one by one.
+            log.log(logging.DEBUG if event.historical else logging.INFO,
+                    "lifecycle %s fired for contact %s (%s, order %s)", event.key, person,
+                    "historical" if event.historical else "live", event.order_id)
+    historical = sum(1 for _, e in result.fired if e.historical)
+    if historical:
+        log.info("lifecycle: %d historical events claimed for %d people", historical, len(everyone))
     if send:
         result.sent, result.error = send_pending(hubspot, state, settings, sorted(people), task, run_id, extra)
     return result

@@ -296,3 +296,19 @@ def test_concurrent_processes_claim_each_event_exactly_once(redis_client: redis.
     won = [k for keys in results for k in keys]
     assert sorted(won) == ["first_purchase", "repeat_purchase:2", "repeat_purchase:3"]
     assert redis_client.hgetall(Keys.lifecycle_fired()) == {"first_purchase|live": "1", "repeat_purchase|live": "2"}
+
+
+def test_claim_many_and_mark_sent_many_for_a_chunk_of_people(redis_client: redis.Redis) -> None:
+    store = LifecycleStore(redis_client)
+    s = settings()
+    won = store.claim_many({"401": evaluate([entry("a", 0), entry("b", 1)], {}, s, "delta"),
+                            "402": evaluate([entry("c", 0)], {}, s, "delta"), "403": []}, 1.0)
+    assert {p: [e.key for e in es] for p, es in won.items()} == {
+        "401": ["first_purchase", "repeat_purchase:2"], "402": ["first_purchase"]}
+    assert store.claim_many({"401": evaluate([entry("a", 0)], {}, s, "delta")}, 2.0) == {"401": []}  # once
+    assert redis_client.smembers(Keys.lifecycle_pending()) == {"401", "402"}
+    store.mark_sent_many({"401": won["401"][:1], "402": won["402"]})
+    # 402 has nothing left unsent; 401's repeat purchase is still to send
+    assert redis_client.smembers(Keys.lifecycle_pending()) == {"401"}
+    assert [c.sent for c in store.claims("401")] == [True, False]
+    assert redis_client.hgetall(Keys.lifecycle_fired()) == {"first_purchase|live": "2", "repeat_purchase|live": "1"}
