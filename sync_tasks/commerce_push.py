@@ -14,8 +14,9 @@ from typing import Any
 
 from sync_tasks import rejected
 from sync_tasks.batch_writer import write
+from sync_tasks.constants import ASSOCIATION_BATCH_LIMIT, BATCH_LIMIT
 from sync_tasks.errors import ErrorDetail, RetryableError
-from sync_tasks.hubspot_client import ASSOCIATION_BATCH_LIMIT, BATCH_LIMIT, HubSpotClient, trace_id
+from sync_tasks.hubspot_client import HubSpotClient, trace_id
 from sync_tasks.mapping import changed
 from sync_tasks.match import CONTACTS
 from sync_tasks.state import SyncState

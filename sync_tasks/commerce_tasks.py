@@ -13,8 +13,9 @@ import celeryconfig
 from sync_tasks.commerce_schema import PipelineInfo, cached_pipeline
 from sync_tasks.constants import PUSH_QUEUE_BY_LANE, Entity, Keys, Lane, Queue, TaskName
 from sync_tasks.dlq import DeadLetters
-from sync_tasks.errors import PermanentError, RetryableError
+from sync_tasks.errors import PermanentError, RateLimitedError, RetryableError
 from sync_tasks.extract import chunks, run_extract
+from sync_tasks.hubspot_client import HubSpotClient
 from sync_tasks.inflight import ChunkLedger, Reconciled, reconcile_stale
 from sync_tasks.orders import (
     CONTACT_WAIT_WHOLE_S,
@@ -25,10 +26,12 @@ from sync_tasks.orders import (
     dead_letter_no_contact,
     match_people,
     plan_orders,
+    push_calls,
     sort_by_contact,
     wait_countdown,
     write_backfill_rollups,
 )
+from sync_tasks.payloads import Missing, Payloads, chunk_head, records_of
 from sync_tasks.redis_conn import get_redis
 from sync_tasks.settings import get_settings
 from sync_tasks.tasks import RECONCILE_MARGIN_SECONDS, SyncTask, commercetools, enqueue_chunk, hubspot, state
@@ -40,6 +43,10 @@ log = logging.getLogger(__name__)
 def order_ledger() -> ChunkLedger:
     """Order chains in flight (see `sync_tasks.inflight`): their own ledger, reconciled here."""
     return ChunkLedger(get_redis(), Entity.ORDERS.value)
+
+
+def payloads() -> Payloads:
+    return Payloads(get_redis())
 
 
 def pipeline() -> PipelineInfo | None:
@@ -90,7 +97,9 @@ def enqueue_commerce_chunk(records: list[dict[str, Any]], ctx: dict[str, Any], c
     push_queue = PUSH_QUEUE_BY_LANE[Lane(ctx["lane"])].value
     if entity == Entity.ORDERS.value:
         ctx = {**ctx, "chunk": order_ledger().open([r["id"] for r in records], ctx)}
-        chain(order_match.si(records, ctx).set(queue=Queue.SYNC.value),
+        # The raw orders go to Redis once; the chain's messages carry their reference (`payloads`).
+        head = chunk_head(records, payloads().put(records))
+        chain(order_match.si(head, ctx).set(queue=Queue.SYNC.value),
               order_map.s().set(queue=Queue.SYNC.value),
               order_push.s().set(queue=push_queue)).apply_async(countdown=countdown)
     elif entity == Entity.CARTS.value:
@@ -106,27 +115,46 @@ def enqueue_commerce_chunk(records: list[dict[str, Any]], ctx: dict[str, Any], c
 
 
 @app.task(name=TaskName.ORDER_MATCH.value, bind=True, base=SyncTask)
-def order_match(self: SyncTask, records: list[dict[str, Any]], ctx: dict[str, Any], errors: int = 0) -> dict[str, Any]:
+def order_match(self: SyncTask, chunk: dict[str, Any] | list[dict[str, Any]], ctx: dict[str, Any],
+                errors: int = 0) -> dict[str, Any]:
+    """`chunk`: `payloads.chunk_head` (a list of raw orders only in messages queued by an older release)."""
+    if isinstance(chunk, list):
+        chunk = chunk_head(chunk, payloads().put(chunk))
     order_ledger().touch(ctx.get("chunk"))
+    records = chunk["people"]  # id, customerId and customerEmail of each order: all the match reads
     waits = int(ctx.get("contact_waits", 0))
     try:
         # A re-check while waiting for contacts reads Redis only (the customer chain writes there).
         people = match_people(records, state(), hubspot(ctx["lane"]), read_hubspot=waits == 0)
     except (RetryableError, PermanentError) as exc:
         ids = [r["id"] for r in records]
-        self.defer(exc, (records, ctx), errors, ctx["run_id"], ids, {"stage": "order-match", "record_ids": ids},
+        self.defer(exc, (chunk, ctx), errors, ctx["run_id"], ids, {"stage": "order-match", "record_ids": ids},
                    entity=Entity.ORDERS.value)
-        return {"ctx": ctx, "records": [], "people": {}}
-    records = wait_for_contacts(self.name, records, people, ctx)
-    state().count(ctx["run_id"], matched=sum(1 for r in records if people[r["id"]]["contact"]))
-    return {"ctx": ctx, "records": records, "people": {r["id"]: people[r["id"]] for r in records}}
+        payloads().drop(chunk["ref"])  # dead-lettered: a replay reads the orders from commercetools
+        return {"ctx": ctx, "chunk": {"ref": None, "ids": []}, "people": {}}
+    ready = wait_for_contacts(self.name, records, people, ctx, chunk["ref"])
+    state().count(ctx["run_id"], matched=sum(1 for r in ready if people[r["id"]]["contact"]))
+    return {"ctx": ctx, "chunk": {"ref": chunk["ref"], "ids": [r["id"] for r in ready]},
+            "people": {r["id"]: people[r["id"]] for r in ready}}
+
+
+def stored_orders(ref: str | None, ids: list[str]) -> list[dict[str, Any]]:
+    """The chain's stored orders with these ids; read again from commercetools if the value is gone."""
+    if not ref or not ids:
+        return []
+    found = records_of(payloads(), ref, ids)
+    if isinstance(found, Missing):
+        log.warning("order chain: stored orders %s are gone; reading %d orders from commercetools", ref, len(ids))
+        return fetch_orders(found.ids)
+    return found
 
 
 def wait_for_contacts(task: str, records: list[dict[str, Any]], people: dict[str, dict[str, Any]],
-                      ctx: dict[str, Any]) -> list[dict[str, Any]]:
+                      ctx: dict[str, Any], ref: str) -> list[dict[str, Any]]:
     """Orders of registered customers without a contact leave the chain: they wait in a chain of their
     own (re-checked with a countdown) or, when the customer is in the DLQ or the wait is over, are
-    dead-lettered. Returns the orders that go on now."""
+    dead-lettered. `records` carry the match's fields; `ref` holds the whole orders. Returns the
+    orders that go on now."""
     if not awaiting_contact(records, people):
         return records
     now = time.time()
@@ -142,7 +170,8 @@ def wait_for_contacts(task: str, records: list[dict[str, Any]], people: dict[str
     whole = now - since < CONTACT_WAIT_WHOLE_S
     waits = int(ctx.get("contact_waits", 0))
     later = {k: v for k, v in ctx.items() if k != "chunk"} | {"contact_wait_since": since, "contact_waits": waits + 1}
-    enqueue_commerce_chunk(wait.ready + wait.waiting if whole else wait.waiting, later,
+    again = wait.ready + wait.waiting if whole else wait.waiting
+    enqueue_commerce_chunk(stored_orders(ref, [r["id"] for r in again]), later,
                            countdown=wait_countdown(waits, celeryconfig.MAX_COUNTDOWN))
     return [] if whole else wait.ready
 
@@ -151,27 +180,65 @@ def wait_for_contacts(task: str, records: list[dict[str, Any]], people: dict[str
 def order_map(self: SyncTask, payload: dict[str, Any], errors: int = 0) -> dict[str, Any]:
     ctx = payload["ctx"]
     order_ledger().touch(ctx.get("chunk"))
-    plan = plan_orders(payload["records"], payload["people"], state(), get_settings(), pipeline(),
-                       force=ctx["force"])
+    chunk = payload.get("chunk") or {"ref": None, "ids": []}
+    records = payload["records"] if "records" in payload else stored_orders(chunk["ref"], chunk["ids"])
+    plan = plan_orders(records, payload["people"], state(), get_settings(), pipeline(), force=ctx["force"])
     state().count(ctx["run_id"], skipped=plan["skipped"])
-    return {"ctx": ctx, "plan": plan}
+    ref = payloads().put(plan) if plan["orders"] else None
+    payloads().drop(chunk["ref"])  # the raw orders: from here on the plan is the chain's value
+    return {"ctx": ctx, "plan_ref": ref, "ids": [o["id"] for o in plan["orders"]], "calls": push_calls(plan)}
+
+
+def _progress(plan: dict[str, Any]) -> tuple[Any, ...]:
+    """What a push has done of a plan (steps done, keys written per step): unchanged, a retry can
+    take the stored plan as it is."""
+    return tuple(plan["done"]), tuple((k, len(v)) for k, v in sorted((plan.get("progress") or {}).items()))
 
 
 @app.task(name=TaskName.ORDER_PUSH.value, bind=True, base=SyncTask, rate_limit=get_settings().push_rate_limit)
 def order_push(self: SyncTask, payload: dict[str, Any], errors: int = 0) -> dict[str, Any]:
-    ctx, plan = payload["ctx"], payload["plan"]
+    """`payload`: {ctx, plan_ref, ids, calls} (a plan inline, {ctx, plan}, in older messages).
+
+    The budget for the whole plan (`calls`) is taken before the plan is read: a push refused for
+    budget re-queues its few bytes of message, not a plan of 500 orders read for nothing."""
+    ctx = payload["ctx"]
+    order_ledger().touch(ctx.get("chunk"))
+    hub = hubspot(ctx["lane"])
+    try:
+        with hub.prepaid(int(payload.get("calls") or 0)):
+            return push_stored_plan(self, hub, payload, errors)
+    except RateLimitedError as exc:  # refused before the plan was read (the steps return their errors)
+        self.defer(exc, (payload,), errors, ctx["run_id"], payload.get("ids") or [], {"stage": "order-push"},
+                   entity=Entity.ORDERS.value)  # a wait: always re-queued
+        raise
+
+
+def push_stored_plan(task: SyncTask, hub: HubSpotClient, payload: dict[str, Any], errors: int) -> dict[str, Any]:
+    ctx, ref = payload["ctx"], payload.get("plan_ref")
     ledger = order_ledger()
-    ledger.touch(ctx.get("chunk"))
-    error = OrderPusher(hubspot(ctx["lane"]), state(), get_settings(), ctx["run_id"], self.name,
-                        mode=ctx.get("mode", "delta")).push(plan)
+    plan = payload.get("plan") or (payloads().get(ref) if ref else {"orders": [], "skipped": 0, "done": []})
+    if plan is None:  # the stored plan is gone: the orders go round the chain again
+        ids = payload.get("ids") or []
+        log.warning("order push: stored plan %s is gone; reading its %d orders from commercetools again", ref,
+                    len(ids))
+        enqueue_commerce_chunk(fetch_orders(ids), {k: v for k, v in ctx.items() if k != "chunk"})
+        ledger.close(ctx.get("chunk"))
+        return {"run_id": ctx["run_id"], "done": False, "requeued": len(ids)}
+    before = _progress(plan)
+    pusher = OrderPusher(hub, state(), get_settings(), ctx["run_id"], task.name, mode=ctx.get("mode", "delta"))
+    error = pusher.push(plan)
     if error is None:
+        payloads().drop(ref)
         ledger.close(ctx.get("chunk"))
         start_backfill_rollups(ctx)
         return {"run_id": ctx["run_id"], "done": True}
     ids = [o["id"] for o in plan["orders"]]
-    self.defer(error, ({"ctx": ctx, "plan": plan},), errors, ctx["run_id"], ids, {"plan": plan},
-               entity=Entity.ORDERS.value)
-    ledger.close(ctx.get("chunk"))  # dead-lettered (a retry raised above): the DLQ holds the orders
+    if ref and _progress(plan) != before:
+        payloads().put(plan, ref)  # a retry resumes where this push stopped
+    retry = {"ctx": ctx, "plan_ref": ref, "ids": ids, "calls": push_calls(plan)} if ref else {"ctx": ctx, "plan": plan}
+    task.defer(error, (retry,), errors, ctx["run_id"], ids, {"plan": plan}, entity=Entity.ORDERS.value)
+    payloads().drop(ref)  # dead-lettered (a retry raised above): the DLQ entry holds the plan
+    ledger.close(ctx.get("chunk"))
     start_backfill_rollups(ctx)
     return {"run_id": ctx["run_id"], "done": False}
 

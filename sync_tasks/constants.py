@@ -5,6 +5,11 @@ from __future__ import annotations
 import hashlib
 from enum import StrEnum
 
+# HubSpot's documented caps (hubspot-api.md §1): inputs per batch call of CRM objects, and per
+# associations v4 batch create / associate-default call. Settings size the order chains by them.
+BATCH_LIMIT = 100
+ASSOCIATION_BATCH_LIMIT = 2_000
+
 
 class Queue(StrEnum):
     EXTRACT = "ctsync.extract"  # beat-driven delta extraction and backfill paging
@@ -175,6 +180,12 @@ class Keys:
     def entity_chunks_touched(entity: str) -> str:
         """HASH chunk id -> when one of its tasks last ran (epoch seconds), per entity."""
         return f"{PREFIX}:chunks:{entity}:touched"
+
+    @staticmethod
+    def payload(ref: str) -> str:
+        """STRING JSON of one chain's records or plan, passed between its tasks by reference
+        (`sync_tasks.payloads`); deleted when the chain ends, with a TTL for chains that never do."""
+        return f"{PREFIX}:payload:{ref}"
 
     @staticmethod
     def dlq_replaying(entry_id: str) -> str:

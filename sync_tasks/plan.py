@@ -16,7 +16,8 @@ from typing import Any
 from sync_tasks import consent
 from sync_tasks.changes import Filters, plan_contacts
 from sync_tasks.commercetools_client import CommercetoolsClient
-from sync_tasks.hubspot_client import BATCH_LIMIT, HubSpotClient
+from sync_tasks.constants import BATCH_LIMIT
+from sync_tasks.hubspot_client import HubSpotClient
 from sync_tasks.mapping_file import MappingFile
 from sync_tasks.match import CONTACTS, match_customers
 from sync_tasks.pagination import KeysetPaginator

@@ -18,9 +18,9 @@ from typing import Any
 from sync_tasks import rejected
 from sync_tasks.batch_writer import Outcome, write
 from sync_tasks.changes import ENTITY
-from sync_tasks.constants import Keys, email_hash
+from sync_tasks.constants import BATCH_LIMIT, Keys, email_hash
 from sync_tasks.errors import BusyError, RetryableError
-from sync_tasks.hubspot_client import BATCH_LIMIT, HubSpotClient, trace_id
+from sync_tasks.hubspot_client import HubSpotClient, trace_id
 from sync_tasks.match import CONTACTS, CT_ID_PROPERTY
 from sync_tasks.state import SyncState
 

@@ -20,7 +20,7 @@ from sync_tasks.verify import sandbox_records
 from tests.e2e.conftest import backfill as _backfill
 from tests.e2e.conftest import ct_client as _ct
 from tests.e2e.conftest import delta as _delta
-from tests.e2e.conftest import reset_shop
+from tests.e2e.conftest import reset_shop, wait_until
 
 
 def _orders() -> list[dict[str, Any]]:
@@ -235,3 +235,36 @@ def test_orders_as_deals_and_products_by_sku_when_configured(shop: LocalFleet) -
             assert order_line["hs_product_id"] == deal_line["hs_product_id"] == product
     deal_lines = _links(shop, "deals", "line_items")
     assert len(deal_lines) == sum(len(o["lineItems"]) for o in orders)
+
+
+def test_an_order_chain_whose_stored_values_are_gone_reads_its_orders_again(shop: LocalFleet) -> None:
+    """Raw orders and plans travel by reference (`sync_tasks.payloads`). When the stored value is gone
+    (its TTL passed, Redis was flushed), the chain reads the orders from commercetools again."""
+    import uuid
+
+    from celery import chain
+
+    from sync_tasks.commerce_tasks import order_map, order_match, order_push
+    from sync_tasks.constants import Keys, Queue
+    from sync_tasks.payloads import chunk_head
+
+    _backfill("customers")
+    orders = _orders()[:6]
+    state = SyncState(get_redis())
+    run_id = state.start_run("orders", "delta")
+    ctx = {"entity": "orders", "run_id": run_id, "mode": "delta", "lane": "live", "force": False}
+    # The raw orders are gone before the map reads them ...
+    head = chunk_head(orders[:3], f"gone-{uuid.uuid4().hex}")
+    chain(order_match.si(head, ctx).set(queue=Queue.SYNC.value), order_map.s().set(queue=Queue.SYNC.value),
+          order_push.s().set(queue=Queue.PUSH.value)).apply_async()
+    # ... and a plan is gone before its push.
+    gone_plan = {"ctx": ctx, "plan_ref": f"gone-{uuid.uuid4().hex}", "ids": [o["id"] for o in orders[3:]]}
+    order_push.apply_async((gone_plan,), queue=Queue.PUSH.value)
+    assert shop.hubspot
+    hs_url = shop.hubspot.url
+    wanted = {o["id"] for o in orders}
+    found = wait_until(lambda: wanted <= {o["properties"]["ct_order_id"] for o in sandbox_records(hs_url, "orders")},
+                       timeout=120)
+    assert found
+    # A finished chain leaves no stored value behind.
+    assert wait_until(lambda: not list(get_redis().scan_iter(Keys.payload("*"))), timeout=60)
