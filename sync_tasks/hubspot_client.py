@@ -9,6 +9,7 @@ reads per-input errors.
 from __future__ import annotations
 
 import logging
+import math
 import time
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
@@ -20,6 +21,7 @@ from urllib.parse import quote
 import requests
 
 from sync_tasks import metrics
+from sync_tasks.constants import ASSOCIATION_BATCH_LIMIT, BATCH_LIMIT
 from sync_tasks.errors import (
     HUBSPOT_ACTIONS,
     TRANSPORT_ERRORS,
@@ -35,8 +37,6 @@ from sync_tasks.settings import Settings
 log = logging.getLogger(__name__)
 
 API = "hubspot"
-BATCH_LIMIT = 100
-ASSOCIATION_BATCH_LIMIT = 2_000  # associations v4 batch create / associate-default inputs per call
 CRM = "/crm/v3/objects"
 
 
@@ -60,7 +60,8 @@ class HubSpotClient:
         self.settings = settings
         self.limiter = limiter
         self.backfill = backfill
-        # Workers never sleep for budget (they re-queue); interactive tools (setup, CLI) may.
+        # Interactive tools (setup, CLI) wait for budget; workers wait out only a short refusal
+        # (HUBSPOT_BUDGET_WAIT_S) and re-queue on a longer one.
         self.wait_for_budget = wait_for_budget
         self.session = session or requests.Session()
         self.session.headers.update({
@@ -75,19 +76,32 @@ class HubSpotClient:
     @contextmanager
     def prepaid(self, calls: int, bucket: Bucket = Bucket.BURST) -> Iterator[None]:
         """Take the budget for `calls` requests at once, before the first is sent: a task that
-        needs several calls is then either refused up front or never stopped half-way."""
-        if calls > 0:
-            self._take(bucket, calls)
-            self._prepaid[bucket] = self._prepaid.get(bucket, 0) + calls
+        needs several calls is then either refused up front or never stopped half-way.
+
+        Nested, an inner `prepaid` spends what the outer one took and takes only what is missing (a
+        push prepays its whole plan; each step prepays its own batches)."""
+        outer = self._prepaid.get(bucket)
+        missing = calls - (outer or 0)
+        if missing > 0:
+            self._take(bucket, missing)
+            self._prepaid[bucket] = (outer or 0) + missing
         try:
             yield
         finally:
-            self._prepaid.pop(bucket, None)
+            if outer is None:  # the outermost ends: what it took and did not spend is gone
+                self._prepaid.pop(bucket, None)
 
     def _take(self, bucket: Bucket, cost: int = 1) -> None:
+        # A re-queued task comes back a countdown plus jitter later: under a full budget that is
+        # up to a second of refilled tokens nobody takes (the bucket holds only 5 % of the limit),
+        # so a wait shorter than HUBSPOT_BUDGET_WAIT_S is slept here (a few times at most).
+        short = self.settings.hubspot_budget_wait_s
+        longest, total = (60.0, math.inf) if self.wait_for_budget else (short, 4 * short)
         grant = self.limiter.acquire(bucket, cost=cost, backfill=self.backfill)
-        while not grant.granted and self.wait_for_budget and grant.wait_seconds < 60:
+        waited = 0.0
+        while not grant.granted and grant.wait_seconds <= longest and waited + grant.wait_seconds <= total:
             time.sleep(grant.wait_seconds)
+            waited += grant.wait_seconds
             grant = self.limiter.acquire(bucket, cost=cost, backfill=self.backfill)
         if not grant.granted:
             raise RateLimitedError(f"{API}: fleet budget '{bucket}' exhausted",

@@ -14,6 +14,8 @@ from typing import Literal
 from pydantic import AnyHttpUrl, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from sync_tasks.constants import ASSOCIATION_BATCH_LIMIT
+
 SANDBOX_CT_PORT = 8481
 SANDBOX_HUBSPOT_PORT = 8482
 SANDBOX_CT_CLIENT_ID = "ctsync-sandbox"
@@ -58,6 +60,8 @@ class Settings(BaseSettings):
     hubspot_daily_limit: int = Field(1_000_000, ge=1)
     hubspot_search_limit: int = Field(5, ge=1, description="search requests per second")
     hubspot_associations_limit: int = Field(150, ge=1, description="association calls per 10 s")
+    hubspot_budget_wait_s: float = Field(
+        1.5, ge=0.0, le=30.0, description="a worker refused budget for at most this long waits in the task")
     hubspot_backfill_reserve: float = Field(
         0.2, ge=0.0, lt=1.0, description="share of the burst budget kept for live traffic")
 
@@ -83,10 +87,14 @@ class Settings(BaseSettings):
     dlq_maxlen: int = Field(100_000, ge=100, description="dead-letter entries kept (oldest trimmed)")
 
     # Orders, carts and events
-    order_chunk_size: int = Field(100, ge=1, le=100, description="orders (or carts) per chain")
-    # Two full line-item batches: at about two line items per order, 100 orders would need three
-    # calls with the third a fifth full. An order with more goes in a chunk of its own.
-    order_chunk_line_items: int = Field(200, ge=1, description="line items per order (or cart) chain at most")
+    # A chain per page of orders (or carts), not per HubSpot batch: its writes go in batches of 100
+    # (only the last of each kind part-full), and each association kind in one call of up to 2,000
+    # inputs. Associations have their own, smaller budget (150/10 s on Pro): with a chain per 100
+    # orders, three association calls per chain made it the order sync's bottleneck.
+    order_chunk_size: int = Field(500, ge=1, le=500, description="orders (or carts) per chain")
+    # One order→line-item association call per chain. An order with more goes in a chunk of its own.
+    order_chunk_line_items: int = Field(ASSOCIATION_BATCH_LIMIT, ge=1, le=ASSOCIATION_BATCH_LIMIT,
+                                        description="line items per order (or cart) chain at most")
     order_stage_rules: list[str] = Field(
         default_factory=lambda: ["orderState=Cancelled->Cancelled", "paymentState=CreditOwed->Refunded",
                                  "orderState=Complete->Complete", "paymentState=Paid->Paid",
