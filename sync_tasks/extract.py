@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,7 +33,9 @@ FILTERS = {"messages": ['resource(typeId="order") or resource(typeId="payment") 
 
 
 def chunk_size(entity: str, settings: Settings) -> int:
-    return settings.order_chunk_size if entity in ("orders", "carts") else settings.chunk_size
+    # Carts keep chains of CHUNK_SIZE: their chain passes raw carts by value (orders by reference,
+    # `sync_tasks.payloads`), and a delta holds few of them.
+    return settings.order_chunk_size if entity == "orders" else settings.chunk_size
 
 
 def person_key(record: dict[str, Any]) -> tuple[int, str, str]:
@@ -66,6 +69,29 @@ def chunks(entity: str, page: list[dict[str, Any]], settings: Settings) -> Itera
         yield chunk
 
 Enqueue = Callable[[list[dict[str, Any]], dict[str, Any]], None]
+# Asked before each page of a backfill: None goes on; seconds stops the paging here (the cursor is
+# saved) for the caller to continue the run that much later.
+Pause = Callable[[], float | None]
+BACKFILL_SLICE_SECONDS = 120.0  # one backfill task pages this long, far inside the task time limit
+BACKFILL_PAUSE_SECONDS = 1.0  # then looks again whether fewer chains are in flight
+
+
+def paced(in_flight: Callable[[], int], max_chains: int, slice_seconds: float = BACKFILL_SLICE_SECONDS,
+          clock: Callable[[], float] = time.monotonic) -> Pause:
+    """A backfill's pace: it stops paging for now after `slice_seconds` (a task never meets its time
+    limit, however large the shop: the next task goes on from the cursor), and while `max_chains` of
+    the entity's chains are in flight (BACKFILL_MAX_CHAINS: the broker and Redis hold a bounded part
+    of the shop, not all of it, and live deltas are not queued behind the whole backfill)."""
+    started = clock()
+
+    def pause() -> float | None:
+        if clock() - started >= slice_seconds:
+            return 0.0
+        if in_flight() >= max_chains:
+            return BACKFILL_PAUSE_SECONDS
+        return None
+
+    return pause
 
 
 @dataclass
@@ -92,6 +118,8 @@ class ExtractResult:
     watermark_before: str | None = None
     watermark_after: str | None = None
     locked: bool = False
+    # A backfill that paused its paging (`pause`): continue the run in this many seconds.
+    resume_in: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -113,7 +141,7 @@ def store_filter(store: str | None, entity: str = "customers") -> list[str]:
 
 def run_extract(entity: str, ct: CommercetoolsClient, r: redis.Redis, settings: Settings, enqueue: Enqueue,
                 mode: str = "delta", since: str | None = None, store: str | None = None,
-                run_id: str | None = None) -> ExtractResult:
+                run_id: str | None = None, pause: Pause | None = None) -> ExtractResult:
     state = SyncState(r)
     backfill = mode == "backfill"
     lock_name = Keys.extract_lock(f"{entity}:{run_id}" if backfill and run_id else entity)
@@ -154,6 +182,9 @@ def run_extract(entity: str, ct: CommercetoolsClient, r: redis.Redis, settings: 
                                     page_size=settings.extract_page_size, cursor=cursor,
                                     expand=EXPAND.get(entity, []))
         newest = result.watermark_before
+        if backfill and pause and (wait := pause()) is not None:
+            result.resume_in = wait
+            return result
         for page in paginator:
             for chunk in chunks(entity, page, settings):
                 enqueue(chunk, ctx.as_dict())
@@ -166,7 +197,12 @@ def run_extract(entity: str, ct: CommercetoolsClient, r: redis.Redis, settings: 
                 r.set(Keys.backfill_cursor(run_id), json.dumps(paginator.cursor.as_dict()), ex=14 * 24 * 3600)
                 state.touch_run(run_id)
             lock.reacquire()
+            if backfill and pause and (wait := pause()) is not None:
+                result.resume_in = wait
+                break
         result.pages = paginator.pages
+        if result.resume_in is not None:
+            return result  # not finished: the next slice goes on from the cursor
         if not backfill and newest and newest != result.watermark_before:
             # Only now: every chunk of the run is on the queue.
             r.set(Keys.watermark(entity), newest)

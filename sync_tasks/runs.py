@@ -11,10 +11,11 @@ from sync_tasks.constants import Entity, Keys, Queue, TaskName
 from sync_tasks.state import SyncState
 
 
-def send_backfill(entity: str, since: str | None, store: str | None, run_id: str) -> None:
+def send_backfill(entity: str, since: str | None, store: str | None, run_id: str, countdown: float = 0.0) -> None:
     from workers import app
 
-    app.send_task(TaskName.BACKFILL.value, args=(entity, since, store, run_id), queue=Queue.EXTRACT.value)
+    app.send_task(TaskName.BACKFILL.value, args=(entity, since, store, run_id), queue=Queue.EXTRACT.value,
+                  countdown=countdown or None)
 
 
 def stalled_backfills(state: SyncState, older_than: float, in_broker: Callable[[str], bool],

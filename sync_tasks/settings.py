@@ -87,14 +87,16 @@ class Settings(BaseSettings):
     dlq_maxlen: int = Field(100_000, ge=100, description="dead-letter entries kept (oldest trimmed)")
 
     # Orders, carts and events
-    # A chain per page of orders (or carts), not per HubSpot batch: its writes go in batches of 100
+    # A chain per page of orders, not per HubSpot batch: its writes go in batches of 100
     # (only the last of each kind part-full), and each association kind in one call of up to 2,000
     # inputs. Associations have their own, smaller budget (150/10 s on Pro): with a chain per 100
     # orders, three association calls per chain made it the order sync's bottleneck.
-    order_chunk_size: int = Field(500, ge=1, le=500, description="orders (or carts) per chain")
+    order_chunk_size: int = Field(500, ge=1, le=500, description="orders per chain (carts: CHUNK_SIZE)")
     # One order→line-item association call per chain. An order with more goes in a chunk of its own.
     order_chunk_line_items: int = Field(ASSOCIATION_BATCH_LIMIT, ge=1, le=ASSOCIATION_BATCH_LIMIT,
                                         description="line items per order (or cart) chain at most")
+    backfill_max_chains: int = Field(
+        20, ge=1, description="chains of an entity in flight before a backfill waits to page on")
     order_stage_rules: list[str] = Field(
         default_factory=lambda: ["orderState=Cancelled->Cancelled", "paymentState=CreditOwed->Refunded",
                                  "orderState=Complete->Complete", "paymentState=Paid->Paid",

@@ -25,7 +25,7 @@ from sync_tasks.consent import push_consent
 from sync_tasks.constants import PUSH_QUEUE_BY_LANE, Entity, Lane, Queue, TaskName
 from sync_tasks.dlq import FailureLog
 from sync_tasks.errors import PermanentError, RetryableError, SyncError, WaitError, backoff_seconds
-from sync_tasks.extract import run_extract
+from sync_tasks.extract import paced, run_extract
 from sync_tasks.hubspot_client import HubSpotClient
 from sync_tasks.inflight import ChunkLedger, backfill_in_broker, reconcile_stale
 from sync_tasks.limiter import RateLimiter
@@ -147,8 +147,9 @@ def backfill(self: SyncTask, entity: str = "customers", since: str | None = None
         if entity == "customers" and (refusal := sync_refusal(hubspot(), get_redis())):
             log.error("backfill %s refused: %s", run_id, refusal)
             return {"run_id": run_id, "error": refusal}
+        pause = paced(ChunkLedger(get_redis(), entity).size, get_settings().backfill_max_chains)
         result = run_extract(entity, commercetools(), get_redis(), get_settings(), enqueue_chunk,
-                             mode="backfill", since=since, store=store, run_id=run_id)
+                             mode="backfill", since=since, store=store, run_id=run_id, pause=pause)
     except RetryableError as exc:
         self.defer(exc, (entity, since, store, run_id), errors, None, [],
                    {"run_id": run_id, "resend_args": [entity, since, store, run_id]}, entity=entity)
@@ -158,6 +159,10 @@ def backfill(self: SyncTask, entity: str = "customers", since: str | None = None
         # out (a wait, not an error) and resume from the cursor, rather than end the run here.
         raise self.retry(args=(entity, since, store, run_id), kwargs={"errors": errors},
                          countdown=min(60.0, celeryconfig.MAX_COUNTDOWN))
+    if result.resume_in is not None:  # paging paused (see `extract.paced`): the run goes on in a new task
+        send_backfill(entity, since, store, run_id, countdown=result.resume_in)
+        return {"run_id": run_id, "extracted": result.extracted, "chunks": result.chunks,
+                "continues_in": result.resume_in}
     if entity == Entity.ORDERS.value:
         from sync_tasks.commerce_tasks import start_backfill_rollups
 

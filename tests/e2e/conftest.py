@@ -25,6 +25,8 @@ FLEET_ENV = {
     "SYNC_INTERVAL": "3600",
     "EXTRACT_OVERLAP_SECONDS": "2",
     "EXTRACT_PAGE_SIZE": "50",
+    # Small, so every backfill here pauses its paging and goes on in further tasks (`extract.paced`).
+    "BACKFILL_MAX_CHAINS": "4",
 }
 # Set before any test module imports the Celery app: its configuration is read once, at import.
 os.environ.update(FLEET_ENV)

@@ -122,3 +122,43 @@ def test_order_chunks_group_people_guests_first_and_cap_records_and_line_items()
     assert sorted(i for c in out for i in c) == sorted(str(r["id"]) for r in page)  # every order, once
     customers = [{"id": f"c{i}"} for i in range(7)]
     assert [len(c) for c in chunks("customers", customers, settings)] == [4, 3]  # customers keep CHUNK_SIZE
+
+
+def test_paced_stops_after_its_slice_and_while_too_many_chains_are_in_flight() -> None:
+    from sync_tasks.extract import BACKFILL_PAUSE_SECONDS, paced
+
+    now = [0.0]
+    in_flight = [0]
+    pause = paced(lambda: in_flight[0], max_chains=3, slice_seconds=10.0, clock=lambda: now[0])
+    assert pause() is None
+    in_flight[0] = 3
+    assert pause() == BACKFILL_PAUSE_SECONDS
+    in_flight[0] = 2
+    now[0] = 10.0
+    assert pause() == 0.0  # the slice is over: go on at once, in the next task
+
+
+def test_a_paused_backfill_resumes_from_its_cursor_and_finishes_once(redis_client: redis.Redis) -> None:
+    shop = FakeShop(_records(25))
+    seen: list[str] = []
+    pages = [0]
+
+    def enqueue(records: list[dict[str, Any]], ctx: dict[str, Any]) -> None:
+        seen.extend(r["id"] for r in records)
+
+    def after_each_page() -> float | None:
+        pages[0] += 1
+        return 2.0 if pages[0] % 2 == 0 else None  # pause at every second look (the first is before a page)
+
+    slices = []
+    while True:
+        result = run_extract("customers", shop, redis_client, _settings(), enqueue, mode="backfill",  # type: ignore[arg-type]
+                             run_id="bf-paced", pause=after_each_page)
+        slices.append(result.resume_in)
+        if result.resume_in is None:
+            break
+        assert not int(redis_client.hget(Keys.run("bf-paced"), "extract_done") or 0)
+    assert seen == [r["id"] for r in _records(25)]  # every record once, in order
+    assert len(slices) > 2 and slices[-1] is None
+    assert int(redis_client.hget(Keys.run("bf-paced"), "extract_done") or 0) == 1
+    assert int(redis_client.hget(Keys.run("bf-paced"), "extracted") or 0) == 25
