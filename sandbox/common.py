@@ -139,7 +139,7 @@ async def _send_json(send: Send, status: int, body: dict[str, Any]) -> None:
 
 @dataclass
 class LogEntry:
-    ts: float
+    ts: float  # when the request arrived, as a rolling rate window counts it (not when it was answered)
     method: str
     path: str
     endpoint: str
@@ -168,6 +168,7 @@ class RequestLog:
         if scope["type"] != "http" or scope["path"].startswith(CONTROL_PREFIX):
             await self.app(scope, receive, send)
             return
+        arrived = time.time()
         status_box = [0]
         chunks: list[bytes] = []
 
@@ -187,9 +188,9 @@ class RequestLog:
         finally:
             # 0 = the connection was dropped: the client got no answer.
             status = 0 if scope.get("sandbox.dropped") else (status_box[0] or 599)
-            self._record(scope, status, b"".join(chunks))
+            self._record(scope, status, b"".join(chunks), arrived)
 
-    def _record(self, scope: Scope, status: int, raw: bytes) -> None:
+    def _record(self, scope: Scope, status: int, raw: bytes, arrived: float) -> None:
         endpoint = scope.get("sandbox.endpoint") or scope["path"]
         method = scope["method"]
         key = f"{method} {endpoint}"
@@ -199,7 +200,7 @@ class RequestLog:
                 body = json.loads(raw)
             except ValueError:
                 body = raw.decode("utf-8", "replace")[:2000]
-        self.entries.append(LogEntry(time.time(), method, scope["path"], key, status, body))
+        self.entries.append(LogEntry(arrived, method, scope["path"], key, status, body))
         self.counts[(key, status)] += 1
         self.total += 1
 

@@ -11,9 +11,10 @@ the fleet calls HubSpot before the reset. Waiting tasks are re-queued in countdo
 the broker's visibility timeout and meet the pause again until it lifts.
 
 Sizing: a bucket with capacity c refilling at r/s can pass c + r·W requests in any window of W
-seconds; we keep that at `headroom` × the limit, so HubSpot's rolling window never sees more. A
-prepaid cost larger than c (a push reserving all its batches at once) is granted from a full bucket
-and leaves the bucket in debt; the calls it covers are sent one after another, not at once.
+seconds; we keep that at `headroom` × the limit, so HubSpot's rolling window never sees more as long
+as every call takes its token when it is sent (the client does). A cost larger than c is granted
+from a full bucket and leaves the bucket in debt, which a window then sees on top: the client never
+asks for one (see `HubSpotClient.prepaid`).
 """
 
 from __future__ import annotations
@@ -93,7 +94,7 @@ return 1
 # The bucket's capacity as a share of the window's budget; the rest refills evenly. A bucket holds
 # tokens nobody takes only up to it, and the steady rate is (headroom × limit − capacity) per window:
 # at 190/10 s and headroom 0.95, 3 % gives 175.5 calls per 10 s (5 % gave 171.5). Multi-call pushes
-# don't need a big bucket: a cost above the capacity is granted from a full one (see `_ACQUIRE`).
+# take a token per call, so they don't need a big bucket either.
 CAPACITY_SHARE = 0.03
 
 

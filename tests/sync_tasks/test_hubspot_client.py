@@ -17,16 +17,16 @@ def _client(r: redis.Redis) -> tuple[HubSpotClient, RateLimiter]:
     return HubSpotClient(settings, limiter), limiter
 
 
-def test_nested_prepaid_spends_the_outer_budget_and_takes_only_what_is_missing(redis_client: redis.Redis) -> None:
+def test_prepaid_takes_the_first_calls_token_up_front_and_nested_takes_none(redis_client: redis.Redis) -> None:
     hub, limiter = _client(redis_client)
-    with hub.prepaid(4):
-        assert limiter.usage()["daily_used"] == 4
-        with hub.prepaid(3):  # covered by the outer budget
-            assert limiter.usage()["daily_used"] == 4
-        with hub.prepaid(6):  # two more than the outer took
-            assert limiter.usage()["daily_used"] == 6
-    with hub.prepaid(1):  # the outer ended: what it took is spent, a new one takes again
-        assert limiter.usage()["daily_used"] == 7
+    with hub.prepaid(4):  # one token now; the other calls take theirs as they are sent
+        assert limiter.usage()["daily_used"] == 1
+        with hub.prepaid(3):  # the outer token is still unspent
+            assert limiter.usage()["daily_used"] == 1
+    with hub.prepaid(1):  # the outer ended: its unspent token is gone, a new one takes again
+        assert limiter.usage()["daily_used"] == 2
+    with hub.prepaid(0):
+        assert limiter.usage()["daily_used"] == 2
 
 
 def test_a_refused_prepaid_raises_a_wait_with_the_time_to_wait(redis_client: redis.Redis) -> None:
