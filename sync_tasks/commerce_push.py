@@ -55,8 +55,9 @@ def upsert_keyed(hubspot: HubSpotClient, obj: str, id_property: str, items: list
     """Batch upsert `items` [(key, properties)] on `id_property`; sort every key into a result.
 
     `progress` (kept in the task's plan) remembers the keys written so far, so a retried task sends
-    only the rest. The budget for every batch is taken before the first is sent, and the first batch
-    that must be retried stops the others: a rate-limited step never re-sends what already landed."""
+    only the rest. Each batch takes its budget as it is sent (`HubSpotClient.prepaid`), and the first
+    batch that must be retried (refused budget included) stops the others: a retried step never
+    re-sends what already landed."""
     out = UpsertResult()
     progress = {} if progress is None else progress
     for key, _ in items:

@@ -199,8 +199,9 @@ def _progress(plan: dict[str, Any]) -> tuple[Any, ...]:
 def order_push(self: SyncTask, payload: dict[str, Any], errors: int = 0) -> dict[str, Any]:
     """`payload`: {ctx, plan_ref, ids, calls} (a plan inline, {ctx, plan}, in older messages).
 
-    The budget for the whole plan (`calls`) is taken before the plan is read: a push refused for
-    budget re-queues its few bytes of message, not a plan of 500 orders read for nothing."""
+    The first call's budget is taken before the plan is read (when `calls`, the push's calls, is not
+    0): a push refused for budget re-queues its few bytes of message, not a plan of 500 orders read
+    for nothing."""
     ctx = payload["ctx"]
     order_ledger().touch(ctx.get("chunk"))
     hub = hubspot(ctx["lane"])
