@@ -15,6 +15,7 @@ from typing import Any
 
 from sync_tasks.constants import Keys
 from sync_tasks.money import as_text
+from sync_tasks.redis_conn import hgetall_many
 
 CANCELLED = "Cancelled"
 
@@ -50,14 +51,9 @@ class Ledger:
         return _sorted_entries(self.r.hgetall(Keys.ledger(person)))
 
     def entries_many(self, people: list[str]) -> dict[str, list[LedgerEntry]]:
-        """`entries` of each person, read in one round trip (a chunk's people: one read each costs
-        more than the parsing)."""
-        if not people:
-            return {}
-        pipe = self.r.pipeline(transaction=False)
-        for person in people:
-            pipe.hgetall(Keys.ledger(person))
-        return {p: _sorted_entries(raw) for p, raw in zip(people, pipe.execute(), strict=True)}
+        """`entries` of each person, read in one round trip."""
+        raws = hgetall_many(self.r, [Keys.ledger(p) for p in people])
+        return {p: _sorted_entries(raw) for p, raw in zip(people, raws, strict=True)}
 
 
 def _sorted_entries(raw: dict[str, str]) -> list[LedgerEntry]:

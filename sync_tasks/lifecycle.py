@@ -26,6 +26,7 @@ from sync_tasks.errors import RetryableError
 from sync_tasks.hubspot_client import HubSpotClient
 from sync_tasks.ledger import CANCELLED, Ledger, LedgerEntry
 from sync_tasks.match import CONTACTS
+from sync_tasks.redis_conn import hgetall_many
 from sync_tasks.settings import CHURN_RISK, FIRST_PURCHASE, REPEAT_PURCHASE, SUBSCRIPTION_MILESTONE, Settings
 from sync_tasks.state import SyncState
 
@@ -224,12 +225,8 @@ class LifecycleStore:
 
     def claims_many(self, people: list[str]) -> dict[str, list[LifecycleEvent]]:
         """`claims` of each person in one round trip."""
-        if not people:
-            return {}
-        pipe = self.r.pipeline(transaction=False)
-        for person in people:
-            pipe.hgetall(Keys.lifecycle(person))
-        return {p: _sorted_claims(raw) for p, raw in zip(people, pipe.execute(), strict=True)}
+        raws = hgetall_many(self.r, [Keys.lifecycle(p) for p in people])
+        return {p: _sorted_claims(raw) for p, raw in zip(people, raws, strict=True)}
 
     def claim(self, person: str, events: list[LifecycleEvent], now: float) -> list[LifecycleEvent]:
         """Claim the events not claimed yet; returns those this call won (exactly one caller wins each)."""
@@ -306,12 +303,8 @@ class LifecycleStore:
         return _facts(self.r.hgetall(Keys.lifecycle_orders(person)))
 
     def order_facts_many(self, people: list[str]) -> dict[str, tuple[dict[str, str], dict[str, float]]]:
-        if not people:
-            return {}
-        pipe = self.r.pipeline(transaction=False)
-        for person in people:
-            pipe.hgetall(Keys.lifecycle_orders(person))
-        return {p: _facts(raw) for p, raw in zip(people, pipe.execute(), strict=True)}
+        raws = hgetall_many(self.r, [Keys.lifecycle_orders(p) for p in people])
+        return {p: _facts(raw) for p, raw in zip(people, raws, strict=True)}
 
     def track_last_order(self, person: str, entries: list[LedgerEntry]) -> None:
         """The churn index: person → last counted order (never moves back, so concurrent writers agree)."""

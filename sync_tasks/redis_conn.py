@@ -15,6 +15,7 @@ import socket
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import redis
 
@@ -103,6 +104,17 @@ def _redact(url: str) -> str:
         scheme, _, rest = url.partition("://")
         return f"{scheme}://***@{rest.split('@', 1)[1]}"
     return url
+
+
+def hgetall_many(client: Any, keys: list[str]) -> list[dict[str, str]]:
+    """HGETALL of each key in one round trip (a chunk's people: one read each costs more than the
+    parsing)."""
+    if not keys:
+        return []
+    pipe = client.pipeline(transaction=False)
+    for key in keys:
+        pipe.hgetall(key)
+    return list(pipe.execute())
 
 
 @functools.lru_cache(maxsize=1)

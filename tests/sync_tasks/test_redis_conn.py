@@ -38,3 +38,12 @@ def test_embedded_redis_needs_the_bundled_binary(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setattr(rc, "embedded_redis_binary", lambda: str(tmp_path / "missing"))
     with pytest.raises(FileNotFoundError):
         ensure_embedded_redis(tmp_path / "d")
+
+
+def test_hgetall_many_reads_each_hash_in_one_round_trip(redis_client: redis.Redis) -> None:
+    from sync_tasks.redis_conn import hgetall_many
+
+    redis_client.hset("h:a", mapping={"x": "1"})
+    redis_client.hset("h:b", mapping={"y": "2", "z": "3"})
+    assert hgetall_many(redis_client, ["h:a", "h:missing", "h:b"]) == [{"x": "1"}, {}, {"y": "2", "z": "3"}]
+    assert hgetall_many(redis_client, []) == []
