@@ -97,7 +97,7 @@ class HubSpotClient:
 
     def _take(self, bucket: Bucket, cost: int = 1) -> None:
         # A re-queued task comes back a countdown plus jitter later: under a full budget that is
-        # up to a second of refilled tokens nobody takes (the bucket holds only 5 % of the limit),
+        # up to a second of refilled tokens nobody takes (the bucket holds only 3 % of the limit),
         # so a wait shorter than HUBSPOT_BUDGET_WAIT_S is slept here (a few times at most).
         short = self.settings.hubspot_budget_wait_s
         longest, total = (60.0, math.inf) if self.wait_for_budget else (short, 4 * short)

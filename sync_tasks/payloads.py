@@ -8,7 +8,8 @@ that was most of a worker's CPU. By reference, the value is encoded once when st
 once by the task that needs it; a push waiting for rate-limit budget re-queues a few bytes.
 
 A reference is only a cache: the message also carries the record ids, so a value that is gone
-(TTL, a flushed Redis) is read again from commercetools by the caller (`refetch`). Nothing is lost.
+(TTL, a flushed Redis) is read again from commercetools by the caller
+(`commerce_tasks.stored_orders`, or the push re-enqueueing its orders). Nothing is lost.
 """
 
 from __future__ import annotations
