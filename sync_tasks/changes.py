@@ -234,7 +234,9 @@ def plan_contacts(matches: list[Match], state: SyncState, rule: str, force: bool
             continue
         # The diff holds while `written` stays at this generation; the token names this plan's write
         # lock (push.py serialises the pushes of one contact and re-plans a diff that went stale).
-        entry.update(hs_id=hs_id, properties=to_send, base=generations.get(hs_id, "0"), token=uuid.uuid4().hex)
+        entry.update(hs_id=hs_id, properties=to_send, base=generations.get(hs_id, "0"), token=uuid.uuid4().hex,
+                     # Accounts joining a contact by e-mail: a backfill writes these at its end (joins.py).
+                     joins=any(m.via in ("email", "email-index") for m in group))
         plan.updates.append(entry)
     plan.consent = consent.pending(state.r, plan.consent)
     return plan

@@ -77,6 +77,8 @@ def follow_run(run_id: str, timeout: float) -> dict[str, Any]:
                                                         "skipped", "failed"))
             if run.get("rollups"):  # an order backfill writes its people's rollups at the end
                 counts += f" rollups={run['rollups']}:{run.get('rollups_written', 0)}"
+            if run.get("joins"):  # a customer backfill writes its e-mail joins at the end
+                counts += f" joins={run['joins']}"
             progress.update(bar, completed=done, total=run["extracted"] or None, counts=counts)
 
         return wait_for_run(state, run_id, timeout, show)

@@ -26,6 +26,7 @@ class TaskName(StrEnum):
     MAP = "ctsync.map"
     PUSH = "ctsync.push"
     RESYNC = "ctsync.resync"
+    JOINS = "ctsync.joins"
     RECONCILE = "ctsync.reconcile"
     ORDER_MATCH = "ctsync.orders.match"
     ORDER_MAP = "ctsync.orders.map"
@@ -145,6 +146,17 @@ class Keys:
     def run_rollups_lock(run_id: str) -> str:
         """STRING held by the one task writing a backfill's deferred rollups."""
         return f"{PREFIX}:run:{run_id}:rollups-lock"
+
+    @staticmethod
+    def run_joins(run_id: str) -> str:
+        """SET of customer ids a customer backfill left for its end: accounts joining a contact by
+        e-mail (sync_tasks/joins.py)."""
+        return f"{PREFIX}:run:{run_id}:joins"
+
+    @staticmethod
+    def run_joins_lock(run_id: str) -> str:
+        """STRING held by the one task sending a backfill's deferred joins."""
+        return f"{PREFIX}:run:{run_id}:joins-lock"
 
     @staticmethod
     def runs(entity: str) -> str:

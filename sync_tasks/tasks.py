@@ -28,6 +28,7 @@ from sync_tasks.errors import PermanentError, RetryableError, SyncError, WaitErr
 from sync_tasks.extract import paced, run_extract
 from sync_tasks.hubspot_client import HubSpotClient
 from sync_tasks.inflight import ChunkLedger, backfill_in_broker, reconcile_stale
+from sync_tasks.joins import claim_joins, defer_joins, first_pass, send_joins
 from sync_tasks.limiter import RateLimiter
 from sync_tasks.mapping import load_mapping
 from sync_tasks.match import Match, match_customers
@@ -163,10 +164,12 @@ def backfill(self: SyncTask, entity: str = "customers", since: str | None = None
         send_backfill(entity, since, store, run_id, countdown=result.resume_in)
         return {"run_id": run_id, "extracted": result.extracted, "chunks": result.chunks,
                 "continues_in": result.resume_in}
+    # Its chunks may all be done already: what waits for the run's end starts now.
     if entity == Entity.ORDERS.value:
         from sync_tasks.commerce_tasks import start_backfill_rollups
 
-        start_backfill_rollups({"mode": "backfill", "run_id": result.run_id})  # its chunks may all be done
+        start_backfill_rollups({"mode": "backfill", "run_id": result.run_id})
+    start_joins({"entity": entity, "mode": "backfill", "run_id": result.run_id})
     return {"run_id": result.run_id, "extracted": result.extracted, "chunks": result.chunks}
 
 
@@ -197,6 +200,8 @@ def map_records(self: SyncTask, payload: dict[str, Any], errors: int = 0) -> dic
         ids = [m.record["id"] for m in matches]
         self.defer(exc, (payload,), errors, ctx["run_id"], ids, {"stage": "map", "record_ids": ids})
         return {"ctx": ctx, "plan": {}}
+    if first_pass(ctx):
+        defer_joins(store, ctx["run_id"], plan)  # uncounted until the run's end writes them
     store.count(ctx["run_id"], skipped=plan.skipped + len(plan.no_email) + len(plan.filtered))
     for rejected in plan.rejected:
         log.warning("record %s: %s left out (%s)", rejected["record_id"], rejected["property"], rejected["reason"])
@@ -222,6 +227,7 @@ def push(self: SyncTask, payload: dict[str, Any], errors: int = 0) -> dict[str, 
     if result.error is None and consent_left.error is None:
         if not again:
             inflight().close(ctx.get("chunk"))  # the chain is done (a resync closes it when it has re-enqueued)
+            start_joins(ctx)
         return {"run_id": ctx["run_id"], "done": True}
     left = {**result.left, "consent": consent_left.left}
     error = result.error or consent_left.error
@@ -232,6 +238,7 @@ def push(self: SyncTask, payload: dict[str, Any], errors: int = 0) -> dict[str, 
     state().count(ctx["run_id"], **left.get("counts", {}))
     if not again:
         inflight().close(ctx.get("chunk"))  # dead-lettered: the DLQ holds what is left
+        start_joins(ctx)
     return {"run_id": ctx["run_id"], "done": False}
 
 
@@ -250,19 +257,46 @@ def resync(self: SyncTask, record_ids: list[str], ctx: dict[str, Any], errors: i
         exc = PermanentError(f"records {record_ids} kept colliding with existing contacts")
         self.defer(exc, (record_ids, ctx), errors, ctx["run_id"], record_ids, {"record_ids": record_ids})
         inflight().close(ctx.get("chunk"))
+        start_joins(ctx)
         return {"resynced": 0}
     try:
         records = fetch_customers(record_ids)
     except RetryableError as exc:
         self.defer(exc, (record_ids, ctx), errors, ctx["run_id"], record_ids, {"record_ids": record_ids})
         inflight().close(ctx.get("chunk"))
+        start_joins(ctx)
         return {"resynced": 0}
     gone = set(record_ids) - {r["id"] for r in records}
     state().count(ctx["run_id"], skipped=len(gone))  # deleted meanwhile: nothing to write
     if records:
         enqueue_chunk(records, {**ctx, "resync_depth": depth})
     inflight().close(ctx.get("chunk"))  # the new chain has its own entry
+    if not records:
+        start_joins(ctx)
     return {"resynced": len(records)}
+
+
+def start_joins(ctx: dict[str, Any]) -> None:
+    """The chain that finishes a customer backfill's first pass (or the backfill task, or the
+    reconciler) starts the sending of the e-mail joins it left for its end (sync_tasks/joins.py)."""
+    run_id = ctx.get("run_id")
+    if first_pass(ctx) and run_id and claim_joins(state(), run_id):
+        joins.apply_async((run_id,), queue=Queue.SYNC.value)
+
+
+@app.task(name=TaskName.JOINS.value, bind=True, base=SyncTask)
+def joins(self: SyncTask, run_id: str, errors: int = 0) -> dict[str, Any]:
+    """A customer backfill's accounts that join contacts by e-mail, sent once its other records are
+    done, in full batches. A retry reads the accounts still in the run's set; if retries run out they
+    stay there: a DLQ replay sends this task again, and so does the reconciler once the lock expires."""
+    ctx = {"entity": Entity.CUSTOMERS.value, "run_id": run_id, "mode": "backfill", "lane": Lane.BACKFILL.value,
+           "force": True}
+    try:
+        sent = send_joins(state(), run_id, ctx, fetch_customers, enqueue_chunk, get_settings().chunk_size)
+    except RetryableError as exc:
+        self.defer(exc, (run_id,), errors, None, [], {"stage": "joins", "run_id": run_id, "resend_args": [run_id]})
+        return {"run_id": run_id, "sent": 0}
+    return {"run_id": run_id, "sent": sent}
 
 
 @app.task(name=TaskName.RECONCILE.value, bind=True, base=SyncTask)
@@ -272,6 +306,8 @@ def reconcile(self: SyncTask, errors: int = 0) -> dict[str, Any]:
     Beat runs it every `RECONCILE_INTERVAL`."""
     older_than = celeryconfig.VISIBILITY_TIMEOUT + celeryconfig.MAX_COUNTDOWN + RECONCILE_MARGIN_SECONDS
     chains = reconcile_stale(inflight(), older_than, fetch_customers, enqueue_chunk)
+    for run_id in state().recent_runs(Entity.CUSTOMERS.value, 20):  # a joins sender lost with its worker
+        start_joins({"entity": Entity.CUSTOMERS.value, "mode": state().run(run_id).get("mode"), "run_id": run_id})
     resumed = []
     for job in stalled_backfills(state(), older_than, lambda run_id: backfill_in_broker(get_redis(), run_id)):
         log.warning("reconcile: backfill %s stopped paging (its task was lost); resuming it from its cursor",
