@@ -18,7 +18,7 @@ from typing import Any
 
 from .errors import malformed
 from .predicates import And, Compare, Evaluator, In, Node, Or, PredicateError, compile_node, parse
-from .store import Collection, Resource, Store
+from .store import LOOKUP_INDEXES, Collection, Resource, Store
 
 MAX_LIMIT = 500
 MAX_OFFSET = 10_000
@@ -215,6 +215,10 @@ def run_query(col: Collection, params: QueryParams, extra: Sequence[Node] = ()) 
     assert best is not None
     _, _, index, lo, hi = best
     keyed = points(node, "id") if node is not None else None
+    for name in LOOKUP_INDEXES:  # `customerId in (...)`: only the records holding those values
+        values = points(node, name) if node is not None and keyed is None else None
+        if values is not None:
+            keyed = {i for v in values for i in col.lookups[name].get(v, ())}
     if keyed is not None and len(keyed) < hi - lo:
         index = "id"  # a lookup by id: only those records are walked, in id order
     reverse = _sort_matches(index, params.sort)

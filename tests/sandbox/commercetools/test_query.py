@@ -292,3 +292,21 @@ def test_a_query_by_ids_walks_only_those_records(api: Api, customers: list[dict[
             wanted = [i for i in wanted if "firstName" in next(c for c in customers if c["id"] == i)]
         assert got == wanted, where
         assert int(r.headers["X-Sandbox-Examined"]) <= len(picked), where
+
+
+def test_a_query_by_customer_walks_only_their_orders(api: Api, orders: list[dict[str, Any]]) -> None:
+    """`customerId in (...)` and `customerEmail in (...)` are answered from a lookup, as an index would
+    in commercetools: a backfill reading each chunk's order history must not walk every order."""
+    registered = [o for o in orders if o.get("customerId")]
+    people = sorted({o["customerId"] for o in registered[::9][:4]})
+    quoted = ", ".join(f'"{i}"' for i in people)
+    r = api.get("/orders", [("where", f"customerId in ({quoted})"), ("limit", "500")])
+    want = expect(orders, lambda o: o.get("customerId") in people)
+    assert {o["id"] for o in r.json()["results"]} == want
+    assert int(r.headers["X-Sandbox-Examined"]) == len(want) < len(orders)
+    email = next(o["customerEmail"] for o in orders if not o.get("customerId"))
+    r = api.get("/orders", [("where", "customerEmail in (:e)"), ("var.e", email),
+                            ("where", "customerId is not defined"), ("limit", "500")])
+    want = expect(orders, lambda o: o.get("customerEmail") == email and not o.get("customerId"))
+    assert {o["id"] for o in r.json()["results"]} == want and want
+    assert int(r.headers["X-Sandbox-Examined"]) <= len(expect(orders, lambda o: o.get("customerEmail") == email))
