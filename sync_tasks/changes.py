@@ -38,6 +38,7 @@ from sync_tasks.mapping import (
 )
 from sync_tasks.mapping_file import MappingFile
 from sync_tasks.match import CONTACTS, CT_ID_PROPERTY, MEMBERS_PROPERTY, Match
+from sync_tasks.order_history import History
 from sync_tasks.state import SyncState
 from sync_tasks.writeback import own_versions
 
@@ -125,10 +126,11 @@ def _complete_groups(groups: dict[str, list[Match]], known: dict[str, set[str]],
 def plan_contacts(matches: list[Match], state: SyncState, rule: str, force: bool = False,
                   fetch: FetchCustomers | None = None, mapping: MappingFile | None = None,
                   filters: Filters | None = None, reader: conflicts.Poster | None = None,
-                  conflict_reads: str = "shared", task: str = "") -> Plan:
+                  conflict_reads: str = "shared", task: str = "", history: History | None = None) -> Plan:
     """`reader` (HubSpot) lets the ownership policies see HubSpot's current values: one batch read for
     the chunk's updates when the mapping has shared properties (docs/ownership.md); without it
-    (`ctsync plan`), no HubSpot edit is detected or recorded."""
+    (`ctsync plan`), no HubSpot edit is detected or recorded. `history` (a backfill's) adds each
+    person's order rollups and lifecycle properties to the write (sync_tasks/order_history.py)."""
     mapping = mapping or load_mapping()
     filters = filters or Filters()
     plan = Plan()
@@ -182,6 +184,7 @@ def plan_contacts(matches: list[Match], state: SyncState, rule: str, force: bool
     to_update = sorted({h for e in groups if force or not unchanged_group(e) for h in [group_hs[e]] if h})
     view = conflicts.hubspot_view(reader, mapping.contact, to_update, conflict_reads == "always")
 
+    orders = history({e: full[e] for e in emails}) if history is not None else {}
     consent_on = mapping.consent.enabled  # consent.intent plans nothing otherwise
     for email, group in groups.items():
         members = sorted({r["id"] for r in full[email]})
@@ -213,7 +216,7 @@ def plan_contacts(matches: list[Match], state: SyncState, rule: str, force: bool
         if hs_id is None:
             if "@" in email:
                 props["email"] = email
-            entry.update(key=owner["id"], properties=props)
+            entry.update(key=owner["id"], properties={**props, **orders.get(email, {})})
             plan.creates.append(entry)
             continue
         if any(m.via in ("email", "email-index") for m in group) and not (
@@ -226,7 +229,7 @@ def plan_contacts(matches: list[Match], state: SyncState, rule: str, force: bool
                                    seen, owner.get("lastModifiedAt"), force)
         if settled.conflicts:
             conflicts.record_all(state.r, hs_id, entry["record_ids"], settled.conflicts, task)
-        to_send = settled.send
+        to_send = {**settled.send, **orders.get(email, {})} if settled.send else settled.send
         if not to_send:
             state.save_fingerprints(ENTITY, entry["fingerprints"])
             state.set_members({email: members})

@@ -174,14 +174,27 @@ def _trace_by_id(traces: dict[str, str]) -> Callable[[dict[str, Any]], str | Non
 
 
 def upsert_guests(hubspot: HubSpotClient, state: SyncState, task: str, run_id: str | None,
-                  records: list[dict[str, Any]], progress: dict[str, list[Any]] | None = None
-                  ) -> RetryableError | None:
+                  records: list[dict[str, Any]], progress: dict[str, list[Any]] | None = None,
+                  history: Callable[[list[str]], dict[str, dict[str, str]]] | None = None) -> RetryableError | None:
     """Orders and carts of people with no contact yet: match or create one by e-mail (upsert on
-    e-mail), and fill in each record's `contact`."""
+    e-mail), and fill in each record's `contact`. `history` (an order backfill's): e-mails → the
+    contact properties of each person's order history, written in the same upsert
+    (sync_tasks/order_history.py)."""
     emails = sorted({r["email"] for r in records if r["contact"] is None and r["email"]})
     if not emails:
         return None
-    result = upsert_keyed(hubspot, CONTACTS, "email", [(e, {"email": e}) for e in emails], progress)
+    todo = [e for e in emails if e not in (progress or {})]
+    extra = history(todo) if history is not None and todo else {}
+    result = upsert_keyed(hubspot, CONTACTS, "email", [(e, {"email": e, **extra.get(e, {})}) for e in emails],
+                          progress)
+    if extra:  # what the order backfill's end compares its values with (`update_by_id`, only_changed)
+        pipe = state.r.pipeline(transaction=False)
+        on_pipe = copy.copy(state)
+        on_pipe.r = pipe
+        for email, props in extra.items():
+            if email in result.ids and email not in result.failed:
+                on_pipe.save_written(CONTACTS, result.ids[email], {"email": email, **props})
+        pipe.execute()
     state.save_emails(result.ids)
     for record in records:
         if record["contact"] is None and record["email"] in result.ids:

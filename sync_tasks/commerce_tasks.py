@@ -10,6 +10,7 @@ from typing import Any
 from celery import chain
 
 import celeryconfig
+from sync_tasks import order_history
 from sync_tasks.commerce_schema import PipelineInfo, cached_pipeline
 from sync_tasks.constants import PUSH_QUEUE_BY_LANE, Entity, Keys, Lane, Queue, TaskName
 from sync_tasks.dlq import DeadLetters
@@ -226,7 +227,8 @@ def push_stored_plan(task: SyncTask, hub: HubSpotClient, payload: dict[str, Any]
         ledger.close(ctx.get("chunk"))
         return {"run_id": ctx["run_id"], "done": False, "requeued": len(ids)}
     before = _progress(plan)
-    pusher = OrderPusher(hub, state(), get_settings(), ctx["run_id"], task.name, mode=ctx.get("mode", "delta"))
+    pusher = OrderPusher(hub, state(), get_settings(), ctx["run_id"], task.name, mode=ctx.get("mode", "delta"),
+                         history=order_history.reader(commercetools()))
     error = pusher.push(plan)
     if error is None:
         payloads().drop(ref)

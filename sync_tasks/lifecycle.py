@@ -37,13 +37,29 @@ EVENT_PROPERTIES = ["event_key", "order_id", "number", "historical"]
 DAY = 86400.0
 
 # Claim every candidate whose key is free; the person joins the pending set in the same step.
+# A historical claim is corrected (not won again) by a historical candidate of the same key on an
+# earlier order: a backfill's chunks see a person's orders out of order, and the first chunk's
+# "first purchase" may be their second order. Only the properties change (a historical event sends
+# no custom event), so the corrected claim is unsent again. A live claim is never touched.
 # KEYS: lifecycle hash, pending set. ARGV: person, then field/value pairs. Returns the fields won.
 _CLAIM = """
 local won = {}
+local changed = false
 for i = 2, #ARGV, 2 do
-  if redis.call('HSETNX', KEYS[1], ARGV[i], ARGV[i + 1]) == 1 then won[#won + 1] = ARGV[i] end
+  if redis.call('HSETNX', KEYS[1], ARGV[i], ARGV[i + 1]) == 1 then
+    won[#won + 1] = ARGV[i]
+    changed = true
+  else
+    local new = cjson.decode(ARGV[i + 1])
+    local old = cjson.decode(redis.call('HGET', KEYS[1], ARGV[i]))
+    if new['historical'] and old['historical'] and
+        (new['at'] < old['at'] or (new['at'] == old['at'] and new['order_id'] < old['order_id'])) then
+      redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+      changed = true
+    end
+  end
 end
-if #won > 0 then redis.call('SADD', KEYS[2], ARGV[1]) end
+if changed then redis.call('SADD', KEYS[2], ARGV[1]) end
 return won
 """
 

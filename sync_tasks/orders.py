@@ -33,7 +33,7 @@ from sync_tasks.ledger import Ledger, LedgerEntry, rollups
 from sync_tasks.lifecycle import on_recorded, send_pending, subscription_of
 from sync_tasks.mapping import fingerprint, normalize_email
 from sync_tasks.match import CONTACTS
-from sync_tasks.money import text as money_text
+from sync_tasks.order_history import ReadOrders, email_variants, group_orders, ledger_entry, person_properties
 from sync_tasks.order_mapping import LINE_ITEM_ID_PROPERTY, ORDER_ID_PROPERTY, map_line_items, map_order
 from sync_tasks.settings import Settings
 from sync_tasks.state import ROLLUPS_PENDING, RUN_TTL_SECONDS, SyncState
@@ -184,19 +184,15 @@ def plan_orders(records: list[dict[str, Any]], people: dict[str, dict[str, Any]]
             plan["skipped"] += 1
             continue
         person = people.get(record["id"], {})
-        total = record.get("totalPrice") or {}
         plan["orders"].append({
             "id": record["id"], "version": record.get("version"), "props": props,
             "line_items": [[k, v] for k, v in items], "fingerprint": fp,
             "contact": person.get("contact"), "email": person.get("email"),
+            "customer_email": record.get("customerEmail"),  # as commercetools holds it (order_history)
             "company": company, "customer_id": record.get("customerId"),
             "cart_id": (record.get("cart") or {}).get("id"),
             "payment_ids": [p["id"] for p in (record.get("paymentInfo") or {}).get("payments") or []],
-            "ledger": LedgerEntry(order_id=record["id"], created_at=record.get("createdAt", ""),
-                                  state=record.get("orderState", ""), total=money_text(total) or "0",
-                                  currency=str(total.get("currencyCode", "")),
-                                  refunded=props.get("ct_refunded_amount") or "0",
-                                  store=str((record.get("store") or {}).get("key") or "")).__dict__,
+            "ledger": ledger_entry(record).__dict__,
             "subscription": subscription_of(record, settings),
         })
     return plan
@@ -222,8 +218,9 @@ class OrderPusher(StepPusher):
     steps = STEPS
 
     def __init__(self, hubspot: HubSpotClient, state: SyncState, settings: Settings, run_id: str | None,
-                 task: str, mode: str = "delta") -> None:
+                 task: str, mode: str = "delta", history: ReadOrders | None = None) -> None:
         self.hubspot = hubspot
+        self.history = history  # a backfill's: guests' contacts are created with their order history
         self.mode = mode  # "backfill" marks lifecycle events historical
         self.state = state
         self.settings = settings
@@ -231,8 +228,17 @@ class OrderPusher(StepPusher):
         self.task = task
 
     def _guests(self, plan: dict[str, Any]) -> RetryableError | None:
+        guests = None
+        if self.history is not None and self.mode == "backfill":
+            read, settings = self.history, self.settings
+            raw = {o["email"]: o.get("customer_email") for o in plan["orders"] if o["email"]}
+
+            def guests(emails: list[str]) -> dict[str, dict[str, str]]:
+                orders = read([], email_variants([*emails, *(raw.get(e) for e in emails)]))
+                return {e: props for e, mine in group_orders(orders, {e: [] for e in emails}).items()
+                        if (props := person_properties(mine, settings))}
         return upsert_guests(self.hubspot, self.state, self.task, self.run_id, plan["orders"],
-                             self.progress(plan, "guests"))
+                             self.progress(plan, "guests"), guests)
 
     def _products(self, plan: dict[str, Any]) -> RetryableError | None:
         """PRODUCTS_BY_SKU: one HubSpot product per SKU (HubSpot has no variants), linked from line items."""

@@ -19,6 +19,7 @@ import redis
 from celery import Task, chain
 
 import celeryconfig
+from sync_tasks import order_history
 from sync_tasks.changes import Filters, plan_contacts
 from sync_tasks.commercetools_client import CommercetoolsClient
 from sync_tasks.consent import push_consent
@@ -193,9 +194,14 @@ def map_records(self: SyncTask, payload: dict[str, Any], errors: int = 0) -> dic
     matches = [Match(**m) for m in payload["matches"]]
     store = state()
     try:
-        plan = plan_contacts(matches, store, get_settings().shared_fields_rule, force=ctx["force"],
-                             fetch=fetch_customers, filters=Filters.from_settings(get_settings()),
-                             reader=hubspot(ctx["lane"]), conflict_reads=get_settings().conflict_reads, task=self.name)
+        settings = get_settings()
+        # A backfill reads its people's orders now, so each contact is written once (order_history.py).
+        history = order_history.for_groups(order_history.reader(commercetools()), settings) \
+            if ctx.get("mode") == "backfill" else None
+        plan = plan_contacts(matches, store, settings.shared_fields_rule, force=ctx["force"],
+                             fetch=fetch_customers, filters=Filters.from_settings(settings),
+                             reader=hubspot(ctx["lane"]), conflict_reads=settings.conflict_reads, task=self.name,
+                             history=history)
     except (RetryableError, PermanentError) as exc:
         ids = [m.record["id"] for m in matches]
         self.defer(exc, (payload,), errors, ctx["run_id"], ids, {"stage": "map", "record_ids": ids})

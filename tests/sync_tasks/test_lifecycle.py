@@ -179,6 +179,23 @@ def test_out_of_order_orders_fire_each_event_once(redis_client: redis.Redis) -> 
     assert [c.key for c in LifecycleStore(redis_client).claims("103")] == ["first_purchase", "repeat_purchase:2"]
 
 
+def test_a_backfill_seeing_an_earlier_order_later_corrects_its_historical_claims(redis_client: redis.Redis) -> None:
+    """A backfill's chunks meet a person's orders out of order: the historical first purchase (and
+    the nth order of a repeat) move to the earlier order, uncounted and unsent again; live ones never."""
+    s, hub, store = settings(), FakeHub(), LifecycleStore(redis_client)
+    assert record(redis_client, hub, s, "106", [entry("second", 5)], mode="backfill") == ["first_purchase"]
+    assert record(redis_client, hub, s, "106", [entry("first", 1)], mode="backfill") == ["repeat_purchase:2"]
+    claims = {c.key: c for c in store.claims("106")}
+    assert (claims["first_purchase"].order_id, claims["first_purchase"].at) == ("first", at(1))
+    assert claims["repeat_purchase:2"].order_id == "second"
+    assert hub.props("106")["ct_first_purchase_date"] == at(1)  # sent again with the corrected date
+    assert redis_client.hgetall(Keys.lifecycle_fired()) == {"first_purchase|historical": "1",
+                                                           "repeat_purchase|historical": "1"}
+    assert record(redis_client, hub, s, "107", [entry("live", 5)]) == ["first_purchase"]
+    record(redis_client, hub, s, "107", [entry("old", 1)], mode="backfill")
+    assert {c.key: c.order_id for c in store.claims("107")}["first_purchase"] == "live"  # fired live: it stays
+
+
 def test_backfill_marks_events_historical_then_live_orders_fire_live(redis_client: redis.Redis) -> None:
     s, hub = settings(), FakeHub()
     fired = record(redis_client, hub, s, "104", [entry("h1", 0), entry("h2", 1)], mode="backfill")
