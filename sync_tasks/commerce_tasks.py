@@ -12,6 +12,7 @@ from celery import chain
 import celeryconfig
 from sync_tasks import order_history
 from sync_tasks.commerce_schema import PipelineInfo, cached_pipeline
+from sync_tasks.commercetools_client import query_in
 from sync_tasks.constants import PUSH_QUEUE_BY_LANE, Entity, Keys, Lane, Queue, TaskName
 from sync_tasks.dlq import DeadLetters
 from sync_tasks.errors import PermanentError, RateLimitedError, RetryableError
@@ -299,13 +300,7 @@ def resync_orders(self: SyncTask, order_ids: list[str], lane: str = Lane.LIVE.va
 
 
 def fetch_orders(ids: list[str]) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
-    for i in range(0, len(ids), 500):
-        quoted = ", ".join(f'"{x}"' for x in ids[i:i + 500])
-        body = commercetools().query("orders", where=[f"id in ({quoted})"], limit=500,
-                                     expand=["paymentInfo.payments[*]"])
-        out += body.get("results", [])
-    return out
+    return query_in(commercetools(), "orders", "id", ids, expand=["paymentInfo.payments[*]"])
 
 
 @app.task(name=TaskName.LIFECYCLE_CHURN.value, bind=True, base=SyncTask)

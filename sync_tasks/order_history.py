@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from sync_tasks import money
-from sync_tasks.commercetools_client import CommercetoolsClient
+from sync_tasks.commercetools_client import CommercetoolsClient, query_in
 from sync_tasks.ledger import LedgerEntry, rollups
 from sync_tasks.lifecycle import contact_properties, evaluate, subscription_of
 from sync_tasks.mapping import normalize_email
@@ -27,8 +27,6 @@ from sync_tasks.order_mapping import refunded_amount
 from sync_tasks.settings import Settings
 
 ORDER_EXPAND = ["paymentInfo.payments[*]"]  # refunds are read from the payments
-PAGE = 500
-IDS_PER_QUERY = 100  # values per `in (...)`: a query string of a few kB
 
 # (customer ids, e-mails as commercetools may hold them) → their orders.
 ReadOrders = Callable[[list[str], list[str]], list[dict[str, Any]]]
@@ -59,17 +57,13 @@ def person_properties(orders: list[dict[str, Any]], settings: Settings) -> dict[
 
 
 def reader(ct: CommercetoolsClient) -> ReadOrders:
-    """Orders of these customers, and orders placed under these e-mails, from commercetools."""
+    """Orders of these customers, and guest orders placed under these e-mails, from commercetools.
+    (A registered order under the e-mail is its account's: the first query reads it when the account
+    is one of ours, and the person's ledger would not count it otherwise.)"""
     def read(customer_ids: list[str], emails: list[str]) -> list[dict[str, Any]]:
-        found: dict[str, dict[str, Any]] = {}
-        for field, values in (("customerId", customer_ids), ("customerEmail", emails)):
-            # A value that cannot be quoted safely is left out: the order backfill writes its person.
-            usable = sorted({v for v in values if v and '"' not in v and "\\" not in v})
-            for i in range(0, len(usable), IDS_PER_QUERY):
-                quoted = ", ".join(f'"{v}"' for v in usable[i:i + IDS_PER_QUERY])
-                for order in _all(ct, [f"{field} in ({quoted})"]):
-                    found[order["id"]] = order
-        return list(found.values())
+        # An e-mail that cannot be quoted is left out (`query_in`): the order backfill writes its person.
+        return query_in(ct, "orders", "customerId", customer_ids, ORDER_EXPAND) + \
+            query_in(ct, "orders", "customerEmail", emails, ORDER_EXPAND, where=("customerId is not defined",))
 
     return read
 
@@ -85,18 +79,6 @@ def for_groups(read: ReadOrders, settings: Settings) -> History:
                 if (props := person_properties(mine, settings))}
 
     return history
-
-
-def _all(ct: CommercetoolsClient, where: list[str]) -> Iterable[dict[str, Any]]:
-    """Every match, in pages keyed by id (no offset limit)."""
-    last: str | None = None
-    while True:
-        page = ct.query("orders", where=where + ([f'id > "{last}"'] if last else []), sort=["id asc"],
-                        limit=PAGE, expand=ORDER_EXPAND).get("results", [])
-        yield from page
-        if len(page) < PAGE:
-            return
-        last = page[-1]["id"]
 
 
 def email_variants(raw: Iterable[str | None]) -> list[str]:

@@ -15,7 +15,7 @@ from typing import Any
 
 from sync_tasks import consent
 from sync_tasks.changes import Filters, plan_contacts
-from sync_tasks.commercetools_client import CommercetoolsClient
+from sync_tasks.commercetools_client import CommercetoolsClient, query_in
 from sync_tasks.constants import BATCH_LIMIT
 from sync_tasks.hubspot_client import HubSpotClient
 from sync_tasks.mapping_file import MappingFile
@@ -82,12 +82,7 @@ def read_customers(ct: CommercetoolsClient, ids: list[str] | None = None, limit:
                    store: str | None = None) -> list[dict[str, Any]]:
     """Customers by id, or the first `limit` in (lastModifiedAt, id) order (all when no limit)."""
     if ids:
-        out: list[dict[str, Any]] = []
-        for i in range(0, len(ids), 500):
-            quoted = ", ".join(f'"{x}"' for x in ids[i:i + 500])
-            out += ct.query("customers", where=[f"id in ({quoted})"], limit=500,
-                            expand=["customerGroup"]).get("results", [])
-        return out
+        return query_in(ct, "customers", "id", ids, expand=["customerGroup"])
     filters = [f'stores(key="{store}")'] if store else []
     records: list[dict[str, Any]] = []
     for page in KeysetPaginator(ct, "customers", filters=filters, page_size=min(500, limit or 500),

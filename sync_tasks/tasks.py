@@ -21,7 +21,7 @@ from celery import Task, chain
 import celeryconfig
 from sync_tasks import order_history
 from sync_tasks.changes import Filters, plan_contacts
-from sync_tasks.commercetools_client import CommercetoolsClient
+from sync_tasks.commercetools_client import CommercetoolsClient, query_in
 from sync_tasks.consent import push_consent
 from sync_tasks.constants import PUSH_QUEUE_BY_LANE, Entity, Lane, Queue, TaskName
 from sync_tasks.dlq import FailureLog
@@ -299,7 +299,7 @@ def joins(self: SyncTask, run_id: str, errors: int = 0) -> dict[str, Any]:
            "force": True}
     try:
         sent = send_joins(state(), run_id, ctx, fetch_customers, enqueue_chunk, get_settings().chunk_size)
-    except RetryableError as exc:
+    except (RetryableError, PermanentError) as exc:
         self.defer(exc, (run_id,), errors, None, [], {"stage": "joins", "run_id": run_id, "resend_args": [run_id]})
         return {"run_id": run_id, "sent": 0}
     return {"run_id": run_id, "sent": sent}
@@ -325,12 +325,7 @@ def reconcile(self: SyncTask, errors: int = 0) -> dict[str, Any]:
 
 def fetch_customers(ids: list[str]) -> list[dict[str, Any]]:
     """Current commercetools customers by id (≤500 per query)."""
-    out: list[dict[str, Any]] = []
-    for i in range(0, len(ids), 500):
-        quoted = ", ".join(f'"{x}"' for x in ids[i:i + 500])
-        body = commercetools().query("customers", where=[f"id in ({quoted})"], limit=500, expand=["customerGroup"])
-        out += body.get("results", [])
-    return out
+    return query_in(commercetools(), "customers", "id", ids, expand=["customerGroup"])
 
 
 @app.task(name=TaskName.WRITEBACK_POLL.value, bind=True, base=SyncTask)

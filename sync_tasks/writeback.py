@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from sync_tasks import rejected
+from sync_tasks.commercetools_client import query_in
 from sync_tasks.constants import Keys
 from sync_tasks.errors import ErrorDetail, PermanentError
 from sync_tasks.limiter import Bucket
@@ -179,12 +180,7 @@ def _apply_page(results: list[dict[str, Any]], props: dict[str, PropertySpec], c
 
 
 def _fetch(ct: Commerce, ids: list[str]) -> dict[str, dict[str, Any]]:
-    out: dict[str, dict[str, Any]] = {}
-    for i in range(0, len(ids), 500):
-        quoted = ", ".join(f'"{x}"' for x in ids[i:i + 500])
-        for customer in ct.query("customers", where=[f"id in ({quoted})"], limit=500).get("results", []):
-            out[str(customer["id"])] = customer
-    return out
+    return {str(c["id"]): c for c in query_in(ct, "customers", "id", ids)}
 
 
 def _actions(mapping: MappingFile, props: dict[str, PropertySpec], customer: dict[str, Any],

@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 from urllib.parse import parse_qs
 
+import orjson
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -25,6 +26,14 @@ from .predicates import Compare, Nested
 from .query import QueryStats, expand_all, parse_params, run_query
 from .seed import CUSTOMER_TYPE_ID, seed_store
 from .store import RESOURCE_PATHS, Resource, Store
+
+
+class FastJSONResponse(JSONResponse):
+    """Query pages (MBs of orders) rendered by orjson: the same compact JSON, several times faster."""
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
+
 
 KEYED = {"customers", "customer-groups", "stores", "payments", "carts"}
 CREATABLE = {"customers", "carts", "payments"}
@@ -142,8 +151,8 @@ def build_app(settings: Settings) -> tuple[ASGIApp, Sandbox]:
         if total is not None:
             body["total"] = total
         body["results"] = page
-        return JSONResponse(body, headers={"X-Sandbox-Examined": str(stats.examined),
-                                           "X-Sandbox-Index": stats.index})
+        return FastJSONResponse(body, headers={"X-Sandbox-Examined": str(stats.examined),
+                                               "X-Sandbox-Index": stats.index})
 
     async def query_resource(request: Request) -> Response:
         name = resource_name(request)
