@@ -17,10 +17,19 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+import orjson
 import uvicorn
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+
+
+class FastJSONResponse(JSONResponse):
+    """Responses rendered by orjson: the same compact JSON as Starlette's, several times faster (pages
+    of 500 orders, batch answers of 100 records), so the sandboxes take less of a bench's CPU."""
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]

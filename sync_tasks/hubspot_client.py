@@ -144,10 +144,10 @@ class HubSpotClient:
 
     def post(self, path: str, body: Any, bucket: Bucket = Bucket.BURST) -> Any:
         response = self.request("POST", path, json=body, bucket=bucket)
-        return response.json() if response.content else None
+        return metrics.response_json(response) if response.content else None
 
     def get(self, path: str, params: dict[str, str] | None = None) -> Any:
-        return self.request("GET", path, params=params).json()
+        return metrics.response_json(self.request("GET", path, params=params))
 
     # -- objects -------------------------------------------------------------------------------
     def batch_read(self, obj: str, ids: Sequence[str], properties: Iterable[str],

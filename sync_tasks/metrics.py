@@ -26,6 +26,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import orjson
 import redis
 import requests
 from prometheus_client import CollectorRegistry, start_http_server
@@ -54,7 +55,7 @@ def response_json(response: requests.Response) -> Any:
     same object is returned to every reader: readers must not change it."""
     body = getattr(response, _BODY, None)
     if body is None:
-        body = response.json()
+        body = orjson.loads(response.content)  # batch answers are 100 records: orjson, 3-5x faster
         setattr(response, _BODY, body)
     return body
 

@@ -11,13 +11,20 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 from urllib.parse import parse_qs
 
-import orjson
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from sandbox.common import ASGIApp, FaultConfig, FaultInjector, RequestLog, control_routes, tag_endpoint
+from sandbox.common import (
+    ASGIApp,
+    FastJSONResponse,
+    FaultConfig,
+    FaultInjector,
+    RequestLog,
+    control_routes,
+    tag_endpoint,
+)
 
 from .actions import Mutator
 from .auth import TokenIssuer
@@ -26,14 +33,6 @@ from .predicates import Compare, Nested
 from .query import QueryStats, expand_all, parse_params, run_query
 from .seed import CUSTOMER_TYPE_ID, seed_store
 from .store import RESOURCE_PATHS, Resource, Store
-
-
-class FastJSONResponse(JSONResponse):
-    """Query pages (MBs of orders) rendered by orjson: the same compact JSON, several times faster."""
-
-    def render(self, content: Any) -> bytes:
-        return orjson.dumps(content)
-
 
 KEYED = {"customers", "customer-groups", "stores", "payments", "carts"}
 CREATABLE = {"customers", "carts", "payments"}

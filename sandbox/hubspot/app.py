@@ -4,18 +4,18 @@ objects, properties, pipelines, associations, events and consent endpoints the s
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+import orjson
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
-from sandbox.common import ASGIApp, FaultInjector, RequestLog, control_routes, tag_endpoint
+from sandbox.common import ASGIApp, FastJSONResponse, FaultInjector, RequestLog, control_routes, tag_endpoint
 
 from .associations import check_type, default_type, type_json, types_for
 from .control import sandbox_routes
@@ -37,7 +37,7 @@ async def read_json(request: Request) -> Any:
     if not raw:
         return {}
     try:
-        return json.loads(raw)
+        return orjson.loads(raw)
     except ValueError as exc:
         raise validation(f"Invalid input JSON on line {getattr(exc, 'lineno', 1)}: {exc}") from None
 
@@ -86,19 +86,19 @@ class HubSpotApi:
             tag_endpoint(request, tag)
             token = self._token(request)
             if token is None:
-                return JSONResponse(unauthorized(), status_code=401)
+                return FastJSONResponse(unauthorized(), status_code=401)
             verdict = self.sb.limiter.check(token, bucket)
             if not verdict.allowed:
                 assert verdict.policy is not None
                 body = rate_limit_body(verdict.policy, self.sb.config.portal_id, verdict.group)
-                return JSONResponse(body, status_code=429, headers=verdict.headers)
+                return FastJSONResponse(body, status_code=429, headers=verdict.headers)
             try:
                 response = await handler(request, token)
             except ApiError as exc:
                 response = exc.response()
             except Exception:  # a sandbox bug: answer like HubSpot's 500 and keep serving
                 log.exception("unhandled error in %s", path)
-                response = JSONResponse(error_dict("INTERNAL_ERROR", "internal error"), status_code=500)
+                response = FastJSONResponse(error_dict("INTERNAL_ERROR", "internal error"), status_code=500)
             response.headers.update(verdict.headers)
             return response
 
@@ -186,7 +186,7 @@ class HubSpotApi:
             if plan.trace_id is not None:
                 result["objectWriteTraceId"] = plan.trace_id
             results.append(result)
-        return JSONResponse(batch_body(results, errors, started), status_code=207 if errors else ok_status)
+        return FastJSONResponse(batch_body(results, errors, started), status_code=207 if errors else ok_status)
 
     async def batch_create(self, request: Request, token: str) -> Response:
         return await self._batch_write(request, token, "create", 201)
@@ -206,7 +206,7 @@ class HubSpotApi:
             errors.append({"status": "error", "category": "OBJECT_NOT_FOUND",
                            "message": f"Could not get some {ot.upper} objects, they may be deleted or not exist. "
                                       "Check that ids are valid.", "context": {"ids": missing}})
-        return JSONResponse(batch_body(results, errors, started), status_code=207 if errors else 200)
+        return FastJSONResponse(batch_body(results, errors, started), status_code=207 if errors else 200)
 
     async def batch_archive(self, request: Request, token: str) -> Response:
         ot = self.ot(request)
@@ -223,7 +223,7 @@ class HubSpotApi:
     async def search(self, request: Request, token: str) -> Response:
         raw = await request.body()
         body = await read_json(request)
-        return JSONResponse(search(self.crm, self.ot(request), body, len(raw)))
+        return FastJSONResponse(search(self.crm, self.ot(request), body, len(raw)))
 
     async def merge(self, request: Request, token: str) -> Response:
         ot = self.ot(request)
@@ -234,7 +234,7 @@ class HubSpotApi:
         if not primary or not other:
             raise validation("primaryObjectId and objectIdToMerge are required")
         record = self.crm.merge(ot, str(primary), str(other), self.source(token))
-        return JSONResponse(self.crm.result(ot, record, extra=["hs_merged_object_ids"]))
+        return FastJSONResponse(self.crm.result(ot, record, extra=["hs_merged_object_ids"]))
 
     async def create(self, request: Request, token: str) -> Response:
         ot = self.ot(request)
@@ -245,7 +245,7 @@ class HubSpotApi:
         plans, _ = self.crm.batch_write(ot, "create", {"inputs": [item]}, self.source(token))
         record = plans[0].record
         assert record is not None
-        return JSONResponse(self.crm.result(ot, record, extra=plans[0].written), status_code=201)
+        return FastJSONResponse(self.crm.result(ot, record, extra=plans[0].written), status_code=201)
 
     async def list_objects(self, request: Request, token: str) -> Response:
         ot = self.ot(request)
@@ -267,7 +267,7 @@ class HubSpotApi:
         body: dict[str, Any] = {"results": [self.crm.result(ot, rec, props, history) for rec in page]}
         if more:
             body["paging"] = {"next": {"after": page[-1].id}}
-        return JSONResponse(body)
+        return FastJSONResponse(body)
 
     async def get_object(self, request: Request, token: str) -> Response:
         ot = self.ot(request)
@@ -276,7 +276,7 @@ class HubSpotApi:
         record = self.crm.find(ot, key, id_property, _flag(request, "archived"))
         if record is None:
             raise not_found("Object not found.  objectId are usually numeric.", {"id": [key]})
-        return JSONResponse(self.crm.result(ot, record, _list_param(request, "properties"),
+        return FastJSONResponse(self.crm.result(ot, record, _list_param(request, "properties"),
                                             _list_param(request, "propertiesWithHistory")))
 
     async def update_object(self, request: Request, token: str) -> Response:
@@ -286,7 +286,7 @@ class HubSpotApi:
             raise validation("Body must be an object")
         record = self.crm.update_one(ot, request.path_params["objectId"], request.query_params.get("idProperty"),
                                      body.get("properties"), self.source(token))
-        return JSONResponse(self.crm.result(ot, record, extra=list(body.get("properties") or {})))
+        return FastJSONResponse(self.crm.result(ot, record, extra=list(body.get("properties") or {})))
 
     async def archive_object(self, request: Request, token: str) -> Response:
         self.crm.archive(self.ot(request), request.path_params["objectId"])
@@ -296,24 +296,24 @@ class HubSpotApi:
 
     async def list_properties(self, request: Request, token: str) -> Response:
         ot = self.ot(request)
-        return JSONResponse({"results": list(self.sb.registry.props[ot.name].values())})
+        return FastJSONResponse({"results": list(self.sb.registry.props[ot.name].values())})
 
     async def create_property(self, request: Request, token: str) -> Response:
         ot = self.ot(request)
         prop = self.sb.registry.create(ot, await read_json(request))
         if prop["hasUniqueValue"]:
             self.crm.store(ot).ensure_index(prop["name"])
-        return JSONResponse(prop, status_code=201)
+        return FastJSONResponse(prop, status_code=201)
 
     async def get_property(self, request: Request, token: str) -> Response:
-        return JSONResponse(self.sb.registry.require(self.ot(request), request.path_params["propertyName"]))
+        return FastJSONResponse(self.sb.registry.require(self.ot(request), request.path_params["propertyName"]))
 
     async def update_property(self, request: Request, token: str) -> Response:
         ot = self.ot(request)
         body = await read_json(request)
         if not isinstance(body, dict):
             raise validation("Body must be an object")
-        return JSONResponse(self.sb.registry.update(ot, request.path_params["propertyName"], body))
+        return FastJSONResponse(self.sb.registry.update(ot, request.path_params["propertyName"], body))
 
     async def archive_property(self, request: Request, token: str) -> Response:
         ot = self.ot(request)
@@ -342,7 +342,7 @@ class HubSpotApi:
             results.append(prop)
         if first is not None and not results:
             raise first
-        return JSONResponse(batch_body(results, errors, started), status_code=207 if errors else 201)
+        return FastJSONResponse(batch_body(results, errors, started), status_code=207 if errors else 201)
 
     async def batch_read_properties(self, request: Request, token: str) -> Response:
         ot = self.ot(request)
@@ -353,28 +353,28 @@ class HubSpotApi:
         missing = [n for n in names if n not in self.sb.registry.props[ot.name]]
         errors = [{"status": "error", "category": "OBJECT_NOT_FOUND", "message": f"Property {n} does not exist",
                    "context": {"propertyName": [n]}} for n in missing]
-        return JSONResponse(batch_body(results, errors, started), status_code=207 if errors else 200)
+        return FastJSONResponse(batch_body(results, errors, started), status_code=207 if errors else 200)
 
     async def list_groups(self, request: Request, token: str) -> Response:
-        return JSONResponse({"results": list(self.sb.registry.groups[self.ot(request).name].values())})
+        return FastJSONResponse({"results": list(self.sb.registry.groups[self.ot(request).name].values())})
 
     async def create_group(self, request: Request, token: str) -> Response:
-        return JSONResponse(self.sb.registry.create_group(self.ot(request), await read_json(request)),
+        return FastJSONResponse(self.sb.registry.create_group(self.ot(request), await read_json(request)),
                             status_code=201)
 
     async def get_group(self, request: Request, token: str) -> Response:
-        return JSONResponse(self.sb.registry.get_group(self.ot(request), request.path_params["groupName"]))
+        return FastJSONResponse(self.sb.registry.get_group(self.ot(request), request.path_params["groupName"]))
 
     # ---- pipelines -------------------------------------------------------------------------------
 
     async def list_pipelines(self, request: Request, token: str) -> Response:
-        return JSONResponse({"results": self.sb.pipelines.all(self.ot(request))})
+        return FastJSONResponse({"results": self.sb.pipelines.all(self.ot(request))})
 
     async def create_pipeline(self, request: Request, token: str) -> Response:
-        return JSONResponse(self.sb.pipelines.create(self.ot(request), await read_json(request)), status_code=201)
+        return FastJSONResponse(self.sb.pipelines.create(self.ot(request), await read_json(request)), status_code=201)
 
     async def get_pipeline(self, request: Request, token: str) -> Response:
-        return JSONResponse(self.sb.pipelines.get(self.ot(request), request.path_params["pipelineId"]))
+        return FastJSONResponse(self.sb.pipelines.get(self.ot(request), request.path_params["pipelineId"]))
 
     # ---- associations v4 -------------------------------------------------------------------------
 
@@ -433,7 +433,7 @@ class HubSpotApi:
         if errors and not results:
             raise errors[0]
         body = batch_body(results, [e.batch_error() for e in errors], started)
-        return JSONResponse(body, status_code=207 if errors else (200 if default else 201))
+        return FastJSONResponse(body, status_code=207 if errors else (200 if default else 201))
 
     async def assoc_create(self, request: Request, token: str) -> Response:
         return await self._associate(request, default=False)
@@ -462,7 +462,7 @@ class HubSpotApi:
         errors = [{"status": "error", "category": "OBJECT_NOT_FOUND",
                    "message": f"No {src.singular} with ID {key} exists", "context": {"fromObjectId": [key]}}
                   for key in missing]
-        return JSONResponse(batch_body(results, errors, started), status_code=207 if errors else 200)
+        return FastJSONResponse(batch_body(results, errors, started), status_code=207 if errors else 200)
 
     async def assoc_archive(self, request: Request, token: str) -> Response:
         src, dst = self._pair(request)
@@ -477,7 +477,7 @@ class HubSpotApi:
 
     async def assoc_labels(self, request: Request, token: str) -> Response:
         src, dst = self._pair(request)
-        return JSONResponse({"results": [type_json(at) for at in types_for(src, dst)]})
+        return FastJSONResponse({"results": [type_json(at) for at in types_for(src, dst)]})
 
     async def assoc_list(self, request: Request, token: str) -> Response:
         src, dst = self._pair(request)
@@ -493,7 +493,7 @@ class HubSpotApi:
         body: dict[str, Any] = {"results": page}
         if after + limit < len(targets):
             body["paging"] = {"next": {"after": str(after + limit)}}
-        return JSONResponse(body)
+        return FastJSONResponse(body)
 
     async def assoc_put_default(self, request: Request, token: str) -> Response:
         src, dst = self._pair(request)
@@ -503,17 +503,17 @@ class HubSpotApi:
         at = default_type(src, dst)
         self.sb.associations.add(src, src_id, dst, dst_id, at)
         spec = {"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": at.type_id}
-        return JSONResponse(batch_body([{"from": {"id": src_id}, "to": {"id": dst_id}, "associationSpec": spec}],
+        return FastJSONResponse(batch_body([{"from": {"id": src_id}, "to": {"id": dst_id}, "associationSpec": spec}],
                                        [], started))
 
     # ---- events ----------------------------------------------------------------------------------
 
     async def list_event_definitions(self, request: Request, token: str) -> Response:
         defs = list(self.sb.events.definitions.values())
-        return JSONResponse({"total": len(defs), "results": defs})
+        return FastJSONResponse({"total": len(defs), "results": defs})
 
     async def create_event_definition(self, request: Request, token: str) -> Response:
-        return JSONResponse(self.sb.events.define(await read_json(request)), status_code=201)
+        return FastJSONResponse(self.sb.events.define(await read_json(request)), status_code=201)
 
     async def get_event_definition(self, request: Request, token: str) -> Response:
         name = request.path_params["eventName"]
@@ -521,7 +521,7 @@ class HubSpotApi:
         found = events.definitions.get(name) or events.definitions.get(f"pe{self.sb.config.portal_id}_{name}")
         if found is None:
             raise not_found(f"Event definition {name} does not exist")
-        return JSONResponse(found)
+        return FastJSONResponse(found)
 
     async def send_event(self, request: Request, token: str) -> Response:
         self.sb.events.send(await read_json(request))
@@ -538,25 +538,25 @@ class HubSpotApi:
     # ---- communication preferences ---------------------------------------------------------------
 
     async def consent_definitions(self, request: Request, token: str) -> Response:
-        return JSONResponse({"results": self.sb.consent.definitions})
+        return FastJSONResponse({"results": self.sb.consent.definitions})
 
     async def consent_get(self, request: Request, token: str) -> Response:
         started = now_ms()
         results = self.sb.consent.get(request.path_params["email"], request.query_params.get("channel"))
-        return JSONResponse(batch_body(results, [], started))
+        return FastJSONResponse(batch_body(results, [], started))
 
     async def consent_set(self, request: Request, token: str) -> Response:
-        return JSONResponse(self.sb.consent.set(request.path_params["email"], await read_json(request)))
+        return FastJSONResponse(self.sb.consent.set(request.path_params["email"], await read_json(request)))
 
     async def consent_unsubscribe_all(self, request: Request, token: str) -> Response:
         started = now_ms()
         results = self.sb.consent.unsubscribe_all(request.path_params["email"], request.query_params.get("channel"))
-        return JSONResponse(batch_body(results, [], started))
+        return FastJSONResponse(batch_body(results, [], started))
 
     async def api_usage(self, request: Request, token: str) -> Response:
         limiter = self.sb.limiter
         now = now_ms()
-        return JSONResponse({"results": [{
+        return FastJSONResponse({"results": [{
             "name": "private-apps-api-calls-daily", "usageLimit": self.sb.limits.daily_limit,
             "currentUsage": limiter.daily_used, "collectedAt": iso(now), "fetchStatus": "SUCCESS",
             "resetsAt": iso(now + int(limiter.seconds_to_midnight() * 1000))}]})
@@ -565,7 +565,7 @@ class HubSpotApi:
 async def _http_error(request: Request, exc: Exception) -> Response:
     status = exc.status_code if isinstance(exc, HTTPException) else 500
     category = "OBJECT_NOT_FOUND" if status == 404 else "VALIDATION_ERROR" if status < 500 else "INTERNAL_ERROR"
-    return JSONResponse(error_dict(category, f"{request.method} {request.url.path}: "
+    return FastJSONResponse(error_dict(category, f"{request.method} {request.url.path}: "
                                              f"{getattr(exc, 'detail', 'error')}"), status_code=status)
 
 
