@@ -57,9 +57,9 @@ def person_properties(orders: list[dict[str, Any]], settings: Settings) -> dict[
 
 
 def reader(ct: CommercetoolsClient) -> ReadOrders:
-    """Orders of these customers, and guest orders placed under these e-mails, from commercetools.
-    (A registered order under the e-mail is its account's: the first query reads it when the account
-    is one of ours, and the person's ledger would not count it otherwise.)"""
+    """Orders of these customers, and guest orders placed under these e-mails, from commercetools. (A
+    registered order under the e-mail belongs to its account: the first query reads it for the
+    group's accounts. One of an account outside the group is left to the order backfill's end.)"""
     def read(customer_ids: list[str], emails: list[str]) -> list[dict[str, Any]]:
         # An e-mail that cannot be quoted is left out (`query_in`): the order backfill writes its person.
         return query_in(ct, "orders", "customerId", customer_ids, ORDER_EXPAND) + \

@@ -19,7 +19,7 @@ from sync_tasks import rejected
 from sync_tasks.batch_writer import Outcome, write
 from sync_tasks.changes import ENTITY
 from sync_tasks.constants import BATCH_LIMIT, Keys, email_hash
-from sync_tasks.errors import BusyError, RetryableError
+from sync_tasks.errors import BusyError, PermanentError, RetryableError
 from sync_tasks.hubspot_client import HubSpotClient, trace_id
 from sync_tasks.match import CONTACTS, CT_ID_PROPERTY
 from sync_tasks.state import SyncState
@@ -334,6 +334,16 @@ class ContactPusher:
                 self.hubspot.associate_default(CONTACTS, COMPANIES, part)
             except RetryableError as exc:
                 self.retry_error = exc
+                return [[c, k] for c, k in links]
+            except PermanentError as exc:
+                # HubSpot refuses the batch (e.g. "No company with ID … exists": deleted or merged in
+                # HubSpot since we made it). Forget those companies' ids so the retry upserts them
+                # again by key; if it keeps failing, the retries run out into the DLQ, never a loop.
+                stale = sorted({key for key, hs_id in known.items() if any(hs_id == c for _, c in part)})
+                self.state.forget_ids(COMPANIES, stale)
+                log.warning("push: contact-company association refused (%s); companies %s will be upserted again",
+                            exc, stale)
+                self.retry_error = RetryableError(f"hubspot: association refused, companies {stale} re-made next try")
                 return [[c, k] for c, k in links]
             self.state.save_associations("contact-company", part)
         # Links whose company failed permanently are dead-lettered above, not retried.

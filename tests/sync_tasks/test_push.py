@@ -212,3 +212,39 @@ def test_a_create_batch_confirms_every_record_in_one_transaction(redis_client: r
     assert redis_client.hgetall(Keys.source_version("contacts")) == {
         ann: "2026-01-01T00:00:00.000Z", bo: "2026-01-01T00:00:00.000Z", "950": "2026-02-01T00:00:00.000Z"}
     assert state.run("run-1")["created"] == 3 and state.run("run-1")["updated"] == 1
+
+
+class CompanyHub(AppliedContacts):
+    """HubSpot with one company deleted since the sync made it: associating to it is refused."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.companies: dict[str, str] = {}  # key -> id
+        self.deleted: set[str] = set()
+
+    def batch_upsert(self, obj: str, id_property: str, inputs: list[dict[str, Any]]) -> BatchResult:
+        results = []
+        for i in inputs:
+            new = i["id"] not in self.companies
+            self.companies.setdefault(i["id"], str(900 + len(self.companies)))
+            results.append({"id": self.companies[i["id"]], "new": new, "properties": i["properties"]})
+        return BatchResult(results=results)
+
+    def associate_default(self, a: str, b: str, pairs: list[tuple[str, str]]) -> None:
+        if any(company in self.deleted for _, company in pairs):
+            from sync_tasks.errors import PermanentError
+
+            raise PermanentError("hubspot → 400: VALIDATION_ERROR No company with ID exists")
+
+
+def test_a_company_deleted_in_hubspot_is_made_again_on_the_retry_not_a_crash(redis_client: redis.Redis) -> None:
+    state, hub = SyncState(redis_client), CompanyHub()
+    state.save_ids("companies", {"acme": "777"})  # made by an earlier run, since deleted in HubSpot
+    hub.deleted.add("777")
+    plan = {"creates": [], "updates": [], "companies": {"acme": {"name": "Acme", "ct_company_key": "acme"}},
+            "links": [[HS_ID, "acme"]]}
+    first = push_plan(plan, hub, state, None, "test")  # type: ignore[arg-type]
+    assert isinstance(first.error, RetryableError) and first.left["links"] == [[HS_ID, "acme"]]
+    assert state.lookup_ids("companies", ["acme"]) == {}  # forgotten: the retry upserts it again
+    again = push_plan(first.left, hub, state, None, "test")  # type: ignore[arg-type]
+    assert again.error is None and state.lookup_ids("companies", ["acme"]) == {"acme": hub.companies["acme"]}
