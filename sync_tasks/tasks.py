@@ -324,7 +324,7 @@ def reconcile(self: SyncTask, errors: int = 0) -> dict[str, Any]:
 
 
 def fetch_customers(ids: list[str]) -> list[dict[str, Any]]:
-    """Current commercetools customers by id (≤500 per query)."""
+    """Current commercetools customers by id (`query_in`: 200 ids per query)."""
     return query_in(commercetools(), "customers", "id", ids, expand=["customerGroup"])
 
 
