@@ -9,9 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 import redis
-import requests
 
-from sandbox.process import SandboxProcess
 from sync_tasks.changes import plan_contacts
 from sync_tasks.commerce_schema import cached_pipeline, setup_all
 from sync_tasks.commercetools_client import CommercetoolsClient
@@ -30,35 +28,25 @@ from sync_tasks.orders import (
     write_backfill_rollups,
 )
 from sync_tasks.push import push_plan
-from sync_tasks.settings import Settings, get_settings
 from sync_tasks.state import SyncState
 from sync_tasks.verify import all_customers, all_orders, sandbox_records
+from tests.sync_tasks.sandboxes import CONTACT_UPDATES, calls, sandbox_pair, settings_for
 
 SIZE = 60
-UPDATE = "POST /crm/v3/objects/contacts/batch/update"
+UPDATE = CONTACT_UPDATES
 
 
 @pytest.fixture(scope="module")
 def sandboxes() -> Iterator[tuple[str, str]]:
-    ct = SandboxProcess("sandbox.commercetools", ["--size", str(SIZE)]).start()
-    hs = SandboxProcess("sandbox.hubspot", ["--search-lag", "0"]).start()
-    try:
-        yield ct.url, hs.url
-    finally:
-        ct.stop()
-        hs.stop()
+    with sandbox_pair(SIZE) as urls:
+        yield urls
 
-
-def _calls(hs_url: str, endpoint: str) -> int:
-    summary = requests.get(f"{hs_url}/_sandbox/requests", params={"limit": 0}, timeout=10).json()
-    return sum(summary["by_endpoint"].get(endpoint, {}).values())
 
 
 def test_an_initial_load_writes_each_contact_once_with_its_order_history(
         sandboxes: tuple[str, str], redis_client: redis.Redis) -> None:
     ct_url, hs_url = sandboxes
-    settings: Settings = get_settings().model_copy(update={"ct_api_url": ct_url, "ct_auth_url": ct_url,
-                                                           "hubspot_base_url": hs_url})
+    settings = settings_for(ct_url, hs_url)
     hub = HubSpotClient(settings, RateLimiter(redis_client, settings), wait_for_budget=True)
     setup_all(hub, settings, redis_client)
     ct = CommercetoolsClient(settings)
@@ -78,15 +66,15 @@ def test_an_initial_load_writes_each_contact_once_with_its_order_history(
     state.count(run_id, extracted=len(orders))
     state.finish_extract(run_id)
     for part in (orders[0::2], orders[1::2]):  # a person's orders in two chunks
-        people = match_people(part, state, hub)
-        order_plan = plan_orders(part, people, state, settings, cached_pipeline(redis_client), force=True)
+        matched = match_people(part, state, hub)
+        order_plan = plan_orders(part, matched, state, settings, cached_pipeline(redis_client), force=True)
         assert OrderPusher(hub, state, settings, run_id, "test", mode="backfill", history=reader(ct)).push(
             order_plan) is None
-    before = _calls(hs_url, UPDATE)
+    before = calls(hs_url, UPDATE)
     assert claim_backfill_rollups(state, run_id)
     written, error = write_backfill_rollups(hub, state, settings, run_id, "test")
     assert error is None and written > 0
-    assert _calls(hs_url, UPDATE) == before, "the order backfill's end wrote contacts the load had written"
+    assert calls(hs_url, UPDATE) == before, "the order backfill's end wrote contacts the load had written"
 
     # What HubSpot holds is what the ledger and the lifecycle claims imply (the end writer's values).
     people = sorted(set(state.r.hvals("ctsync:index:order-person")))

@@ -12,7 +12,6 @@ import pytest
 import redis
 import requests
 
-from sandbox.process import SandboxProcess
 from sync_tasks.commerce_schema import cached_pipeline, setup_all
 from sync_tasks.commercetools_client import CommercetoolsClient
 from sync_tasks.hubspot_client import HubSpotClient
@@ -28,35 +27,25 @@ from sync_tasks.orders import (
     plan_orders,
     write_backfill_rollups,
 )
-from sync_tasks.settings import Settings, get_settings
 from sync_tasks.state import SyncState
 from sync_tasks.verify import all_customers, all_orders, sandbox_records
+from tests.sync_tasks.sandboxes import CONTACT_UPDATES, calls, sandbox_pair, settings_for
 
 SIZE = 40
-UPDATE = "POST /crm/v3/objects/contacts/batch/update"
+UPDATE = CONTACT_UPDATES
 
 
 @pytest.fixture(scope="module")
 def sandboxes() -> Iterator[tuple[str, str]]:
-    ct = SandboxProcess("sandbox.commercetools", ["--size", str(SIZE)]).start()
-    hs = SandboxProcess("sandbox.hubspot", ["--search-lag", "0"]).start()
-    try:
-        yield ct.url, hs.url
-    finally:
-        ct.stop()
-        hs.stop()
+    with sandbox_pair(SIZE) as urls:
+        yield urls
 
-
-def _updates(hs_url: str) -> int:
-    summary = requests.get(f"{hs_url}/_sandbox/requests", params={"limit": 0}, timeout=10).json()
-    return sum(summary["by_endpoint"].get(UPDATE, {}).values())
 
 
 def test_backfill_chunks_defer_rollups_and_the_end_writes_them_once_per_person(
         sandboxes: tuple[str, str], redis_client: redis.Redis) -> None:
     ct_url, hs_url = sandboxes
-    settings: Settings = get_settings().model_copy(update={"ct_api_url": ct_url, "ct_auth_url": ct_url,
-                                                           "hubspot_base_url": hs_url})
+    settings = settings_for(ct_url, hs_url)
     hub = HubSpotClient(settings, RateLimiter(redis_client, settings), wait_for_budget=True)
     setup_all(hub, settings, redis_client)
     state = SyncState(redis_client)
@@ -72,13 +61,13 @@ def test_backfill_chunks_defer_rollups_and_the_end_writes_them_once_per_person(
     run_id = state.start_run("orders", "backfill")
     state.count(run_id, extracted=len(orders))
     state.finish_extract(run_id)
-    before = _updates(hs_url)
+    before = calls(hs_url, UPDATE)
     # Three chunks, so a person's orders are spread over several of them.
     for part in (orders[0::3], orders[1::3], orders[2::3]):
         assert not claim_backfill_rollups(state, run_id)  # records not all counted yet
         plan = plan_orders(part, match_people(part, state, hub), state, settings, cached_pipeline(redis_client))
         assert OrderPusher(hub, state, settings, run_id, "test", mode="backfill").push(plan) is None
-    assert _updates(hs_url) == before, "a backfill chunk updated contacts"
+    assert calls(hs_url, UPDATE) == before, "a backfill chunk updated contacts"
     assert state.records_done(state.run(run_id)) and not state.run_complete(run_id)  # rollups still owed
 
     assert claim_backfill_rollups(state, run_id) and not claim_backfill_rollups(state, run_id)  # one writer
@@ -86,7 +75,7 @@ def test_backfill_chunks_defer_rollups_and_the_end_writes_them_once_per_person(
     assert error is None
     people = {p for p in state.r.hvals("ctsync:index:order-person")}
     assert written == len(people) > 7
-    assert _updates(hs_url) - before == -(-len(people) // 7)  # one call per batch of people, no re-writes
+    assert calls(hs_url, UPDATE) - before == -(-len(people) // 7)  # one call per batch of people, no re-writes
     assert state.run_complete(run_id) and not claim_backfill_rollups(state, run_id)
     assert int(state.run(run_id)["rollups_written"]) == written  # the progress a follower sees
     contacts = {str(x["id"]): x["properties"] for x in sandbox_records(hs_url, "contacts")}

@@ -12,7 +12,6 @@ import pytest
 import redis
 import requests
 
-from sandbox.process import SandboxProcess
 from sync_tasks.commerce_push import ASSOCIATION_TYPES
 from sync_tasks.commerce_schema import cached_pipeline, setup_all
 from sync_tasks.commercetools_client import CommercetoolsClient
@@ -21,33 +20,24 @@ from sync_tasks.limiter import RateLimiter
 from sync_tasks.mapping import normalize_email
 from sync_tasks.match import CONTACTS
 from sync_tasks.orders import OrderPusher, match_people, plan_orders
-from sync_tasks.settings import Settings, get_settings
+from sync_tasks.settings import Settings
 from sync_tasks.state import SyncState
 from sync_tasks.verify import all_customers, all_orders, sandbox_records, verify_orders
+from tests.sync_tasks.sandboxes import sandbox_pair, settings_for
 
 SIZE = 40
 
 
 @pytest.fixture(scope="module")
 def sandboxes() -> Iterator[tuple[str, str]]:
-    ct = SandboxProcess("sandbox.commercetools", ["--size", str(SIZE)]).start()
-    hs = SandboxProcess("sandbox.hubspot", ["--search-lag", "0"]).start()
-    try:
-        yield ct.url, hs.url
-    finally:
-        ct.stop()
-        hs.stop()
-
-
-def _settings(ct_url: str, hs_url: str) -> Settings:
-    return get_settings().model_copy(update={"ct_api_url": ct_url, "ct_auth_url": ct_url,
-                                             "hubspot_base_url": hs_url})
+    with sandbox_pair(SIZE) as urls:
+        yield urls
 
 
 def _sync(ct_url: str, hs_url: str, r: redis.Redis, skip_customer: str) -> tuple[Settings, HubSpotClient]:
     """Contacts seeded for every e-mail group but `skip_customer`'s, then every order whose person
     has a contact (or is a guest) written by the real pusher."""
-    settings = _settings(ct_url, hs_url)
+    settings = settings_for(ct_url, hs_url)
     hub = HubSpotClient(settings, RateLimiter(r, settings), wait_for_budget=True)
     setup_all(hub, settings, r)
     state = SyncState(r)
@@ -73,7 +63,7 @@ def _by_key(hs_url: str, obj: str, prop: str) -> dict[str, dict[str, Any]]:
 def test_verify_orders_passes_a_complete_sync_and_names_every_damage(sandboxes: tuple[str, str],
                                                                         redis_client: redis.Redis) -> None:
     ct_url, hs_url = sandboxes
-    ct = CommercetoolsClient(_settings(ct_url, hs_url))
+    ct = CommercetoolsClient(settings_for(ct_url, hs_url))
     orders = all_orders(ct)
     per_customer: dict[str, list[str]] = defaultdict(list)
     for o in orders:
