@@ -5,18 +5,13 @@ write. Real sandboxes over HTTP; the real map, push and order push in this proce
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
 import redis
 
 from sync_tasks.changes import plan_contacts
-from sync_tasks.commerce_schema import cached_pipeline, setup_all
+from sync_tasks.commerce_schema import cached_pipeline
 from sync_tasks.commercetools_client import CommercetoolsClient
-from sync_tasks.hubspot_client import HubSpotClient
 from sync_tasks.ledger import Ledger
 from sync_tasks.lifecycle import LifecycleStore, contact_properties
-from sync_tasks.limiter import RateLimiter
 from sync_tasks.match import match_customers
 from sync_tasks.order_history import email_variants, for_groups, group_orders, reader
 from sync_tasks.orders import (
@@ -30,25 +25,17 @@ from sync_tasks.orders import (
 from sync_tasks.push import push_plan
 from sync_tasks.state import SyncState
 from sync_tasks.verify import all_customers, all_orders, sandbox_records
-from tests.sync_tasks.sandboxes import CONTACT_UPDATES, calls, sandbox_pair, settings_for
+from tests.sync_tasks.sandboxes import CONTACT_UPDATES, calls, portal
 
 SIZE = 60
 UPDATE = CONTACT_UPDATES
-
-
-@pytest.fixture(scope="module")
-def sandboxes() -> Iterator[tuple[str, str]]:
-    with sandbox_pair(SIZE) as urls:
-        yield urls
 
 
 
 def test_an_initial_load_writes_each_contact_once_with_its_order_history(
         sandboxes: tuple[str, str], redis_client: redis.Redis) -> None:
     ct_url, hs_url = sandboxes
-    settings = settings_for(ct_url, hs_url)
-    hub = HubSpotClient(settings, RateLimiter(redis_client, settings), wait_for_budget=True)
-    setup_all(hub, settings, redis_client)
+    settings, hub = portal(ct_url, hs_url, redis_client)
     ct = CommercetoolsClient(settings)
     state = SyncState(redis_client)
 

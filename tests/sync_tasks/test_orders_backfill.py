@@ -6,17 +6,13 @@ process (no broker)."""
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterator
 
-import pytest
 import redis
 import requests
 
-from sync_tasks.commerce_schema import cached_pipeline, setup_all
+from sync_tasks.commerce_schema import cached_pipeline
 from sync_tasks.commercetools_client import CommercetoolsClient
-from sync_tasks.hubspot_client import HubSpotClient
 from sync_tasks.ledger import Ledger
-from sync_tasks.limiter import RateLimiter
 from sync_tasks.mapping import normalize_email
 from sync_tasks.match import CONTACTS
 from sync_tasks.orders import (
@@ -29,25 +25,17 @@ from sync_tasks.orders import (
 )
 from sync_tasks.state import SyncState
 from sync_tasks.verify import all_customers, all_orders, sandbox_records
-from tests.sync_tasks.sandboxes import CONTACT_UPDATES, calls, sandbox_pair, settings_for
+from tests.sync_tasks.sandboxes import CONTACT_UPDATES, calls, portal
 
 SIZE = 40
 UPDATE = CONTACT_UPDATES
-
-
-@pytest.fixture(scope="module")
-def sandboxes() -> Iterator[tuple[str, str]]:
-    with sandbox_pair(SIZE) as urls:
-        yield urls
 
 
 
 def test_backfill_chunks_defer_rollups_and_the_end_writes_them_once_per_person(
         sandboxes: tuple[str, str], redis_client: redis.Redis) -> None:
     ct_url, hs_url = sandboxes
-    settings = settings_for(ct_url, hs_url)
-    hub = HubSpotClient(settings, RateLimiter(redis_client, settings), wait_for_budget=True)
-    setup_all(hub, settings, redis_client)
+    settings, hub = portal(ct_url, hs_url, redis_client)
     state = SyncState(redis_client)
     groups: dict[str, list[str]] = defaultdict(list)
     for c in all_customers(CommercetoolsClient(settings)):

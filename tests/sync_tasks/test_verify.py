@@ -5,41 +5,30 @@ then damaged by hand, and the report must name exactly what was damaged."""
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
 import redis
 import requests
 
 from sync_tasks.commerce_push import ASSOCIATION_TYPES
-from sync_tasks.commerce_schema import cached_pipeline, setup_all
+from sync_tasks.commerce_schema import cached_pipeline
 from sync_tasks.commercetools_client import CommercetoolsClient
 from sync_tasks.hubspot_client import HubSpotClient
-from sync_tasks.limiter import RateLimiter
 from sync_tasks.mapping import normalize_email
 from sync_tasks.match import CONTACTS
 from sync_tasks.orders import OrderPusher, match_people, plan_orders
 from sync_tasks.settings import Settings
 from sync_tasks.state import SyncState
 from sync_tasks.verify import all_customers, all_orders, sandbox_records, verify_orders
-from tests.sync_tasks.sandboxes import sandbox_pair, settings_for
+from tests.sync_tasks.sandboxes import portal, settings_for
 
 SIZE = 40
-
-
-@pytest.fixture(scope="module")
-def sandboxes() -> Iterator[tuple[str, str]]:
-    with sandbox_pair(SIZE) as urls:
-        yield urls
 
 
 def _sync(ct_url: str, hs_url: str, r: redis.Redis, skip_customer: str) -> tuple[Settings, HubSpotClient]:
     """Contacts seeded for every e-mail group but `skip_customer`'s, then every order whose person
     has a contact (or is a guest) written by the real pusher."""
-    settings = settings_for(ct_url, hs_url)
-    hub = HubSpotClient(settings, RateLimiter(r, settings), wait_for_budget=True)
-    setup_all(hub, settings, r)
+    settings, hub = portal(ct_url, hs_url, r)
     state = SyncState(r)
     groups: dict[str, list[str]] = defaultdict(list)
     for c in all_customers(CommercetoolsClient(settings)):
