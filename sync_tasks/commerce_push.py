@@ -6,7 +6,6 @@ associations already made are remembered in Redis and HubSpot keeps one per pair
 
 from __future__ import annotations
 
-import copy
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -156,8 +155,7 @@ def update_by_id(hubspot: HubSpotClient, state: SyncState, obj: str, values: dic
         if only_changed and out.results:
             # One round trip for the batch: the same merges, in the same order, each atomic on its own.
             pipe = state.r.pipeline(transaction=False)
-            on_pipe = copy.copy(state)  # the same state object (and class), writing to the pipeline
-            on_pipe.r = pipe
+            on_pipe = state.on_pipeline(pipe)
             for trace in out.results:
                 hs_id, props = traces[trace]
                 on_pipe.save_written(obj, hs_id, props)
@@ -189,8 +187,7 @@ def upsert_guests(hubspot: HubSpotClient, state: SyncState, task: str, run_id: s
                           progress)
     if extra:  # what the order backfill's end compares its values with (`update_by_id`, only_changed)
         pipe = state.r.pipeline(transaction=False)
-        on_pipe = copy.copy(state)
-        on_pipe.r = pipe
+        on_pipe = state.on_pipeline(pipe)
         for email, props in extra.items():
             if email in result.ids and email not in result.failed:
                 on_pipe.save_written(CONTACTS, result.ids[email], {"email": email, **props})

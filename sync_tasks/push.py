@@ -8,7 +8,6 @@ transiently stays in the plan, so the task retries only that.
 
 from __future__ import annotations
 
-import copy
 import logging
 from collections import Counter
 from collections.abc import Callable
@@ -253,9 +252,7 @@ class ContactPusher:
         round trip each, and each record's state lands whole (as `set_members` alone did before).
         Returns the pipeline and this push's state writing to it."""
         pipe = self.state.r.pipeline(transaction=True)
-        batch = copy.copy(self.state)  # the same state object (and class) on the pipeline
-        batch.r = pipe
-        return pipe, batch
+        return pipe, self.state.on_pipeline(pipe)
 
     def _confirmed(self, entry: dict[str, Any], hs_id: str, written: dict[str, str], state: SyncState) -> None:
         """Queue what HubSpot confirmed for `entry` on `state`'s pipeline; the caller executes it."""

@@ -3,6 +3,7 @@ written, run counters and the dead-letter stream. Key layout: `constants.Keys`."
 
 from __future__ import annotations
 
+import copy
 import json
 import time
 import uuid
@@ -43,6 +44,13 @@ class SyncState:
         # Typed loosely: redis-py's stubs type replies as bytes | str whatever decode_responses says.
         self.r: Any = client
         self._members_script: Any = None
+
+    def on_pipeline(self, pipe: Any) -> SyncState:
+        """This state (same class, so a read-only state stays read-only) writing to `pipe`: its
+        one-command writers queue there in order, and the caller executes the pipeline."""
+        queued = copy.copy(self)
+        queued.r = pipe
+        return queued
 
     # -- id maps -------------------------------------------------------------------------------
     def lookup_ids(self, hs_object: str, ct_ids: list[str]) -> dict[str, str]:
