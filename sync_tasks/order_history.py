@@ -81,6 +81,18 @@ def for_groups(read: ReadOrders, settings: Settings) -> History:
     return history
 
 
+def for_guests(read: ReadOrders, settings: Settings, spelt: dict[str, str | None]) -> Callable[
+        [list[str]], dict[str, dict[str, str]]]:
+    """What an order backfill's guest upsert calls: guests' e-mails → `person_properties` of their
+    guest orders (one commercetools query). `spelt`: normalised e-mail → as an order holds it."""
+    def history(emails: list[str]) -> dict[str, dict[str, str]]:
+        orders = read([], email_variants([*emails, *(spelt.get(e) for e in emails)]))
+        return {email: props for email, mine in group_orders(orders, {e: [] for e in emails}).items()
+                if (props := person_properties(mine, settings))}
+
+    return history
+
+
 def email_variants(raw: Iterable[str | None]) -> list[str]:
     """The spellings to ask commercetools for: as stored on the accounts, trimmed, and normalised."""
     out: set[str] = set()

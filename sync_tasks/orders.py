@@ -33,7 +33,7 @@ from sync_tasks.ledger import Ledger, LedgerEntry, rollups
 from sync_tasks.lifecycle import on_recorded, send_pending, subscription_of
 from sync_tasks.mapping import fingerprint, normalize_email
 from sync_tasks.match import CONTACTS
-from sync_tasks.order_history import ReadOrders, email_variants, group_orders, ledger_entry, person_properties
+from sync_tasks.order_history import ReadOrders, for_guests, ledger_entry
 from sync_tasks.order_mapping import LINE_ITEM_ID_PROPERTY, ORDER_ID_PROPERTY, map_line_items, map_order
 from sync_tasks.settings import Settings
 from sync_tasks.state import ROLLUPS_PENDING, RUN_TTL_SECONDS, SyncState
@@ -230,13 +230,8 @@ class OrderPusher(StepPusher):
     def _guests(self, plan: dict[str, Any]) -> RetryableError | None:
         guests = None
         if self.history is not None and self.mode == "backfill":
-            read, settings = self.history, self.settings
-            raw = {o["email"]: o.get("customer_email") for o in plan["orders"] if o["email"]}
-
-            def guests(emails: list[str]) -> dict[str, dict[str, str]]:
-                orders = read([], email_variants([*emails, *(raw.get(e) for e in emails)]))
-                return {e: props for e, mine in group_orders(orders, {e: [] for e in emails}).items()
-                        if (props := person_properties(mine, settings))}
+            spelt = {o["email"]: o.get("customer_email") for o in plan["orders"] if o["email"]}
+            guests = for_guests(self.history, self.settings, spelt)
         return upsert_guests(self.hubspot, self.state, self.task, self.run_id, plan["orders"],
                              self.progress(plan, "guests"), guests)
 
