@@ -313,7 +313,8 @@ def reconcile(self: SyncTask, errors: int = 0) -> dict[str, Any]:
     older_than = celeryconfig.VISIBILITY_TIMEOUT + celeryconfig.MAX_COUNTDOWN + RECONCILE_MARGIN_SECONDS
     chains = reconcile_stale(inflight(), older_than, fetch_customers, enqueue_chunk)
     for run_id in state().recent_runs(Entity.CUSTOMERS.value, 20):  # a joins sender lost with its worker
-        start_joins({"entity": Entity.CUSTOMERS.value, "mode": state().run(run_id).get("mode"), "run_id": run_id})
+        # Only a backfill leaves joins pending, and `claim_joins` reads the run itself: no read here.
+        start_joins({"entity": Entity.CUSTOMERS.value, "mode": "backfill", "run_id": run_id})
     resumed = []
     for job in stalled_backfills(state(), older_than, lambda run_id: backfill_in_broker(get_redis(), run_id)):
         log.warning("reconcile: backfill %s stopped paging (its task was lost); resuming it from its cursor",
