@@ -50,12 +50,16 @@ for i = 2, #ARGV, 2 do
     won[#won + 1] = ARGV[i]
     changed = true
   else
+    -- Every chunk re-evaluates all of a person's events: the stored claim is decoded only for a
+    -- historical candidate (a delta's candidates are live and never move a claim).
     local new = cjson.decode(ARGV[i + 1])
-    local old = cjson.decode(redis.call('HGET', KEYS[1], ARGV[i]))
-    if new['historical'] and old['historical'] and
-        (new['at'] < old['at'] or (new['at'] == old['at'] and new['order_id'] < old['order_id'])) then
-      redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
-      changed = true
+    if new['historical'] then
+      local old = cjson.decode(redis.call('HGET', KEYS[1], ARGV[i]))
+      if old['historical'] and
+          (new['at'] < old['at'] or (new['at'] == old['at'] and new['order_id'] < old['order_id'])) then
+        redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+        changed = true
+      end
     end
   end
 end
