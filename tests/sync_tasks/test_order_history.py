@@ -28,8 +28,6 @@ from sync_tasks.verify import all_customers, all_orders, sandbox_records
 from tests.sync_tasks.sandboxes import CONTACT_UPDATES, calls, portal
 
 SIZE = 60
-UPDATE = CONTACT_UPDATES
-
 
 
 def test_an_initial_load_writes_each_contact_once_with_its_order_history(
@@ -57,11 +55,11 @@ def test_an_initial_load_writes_each_contact_once_with_its_order_history(
         order_plan = plan_orders(part, matched, state, settings, cached_pipeline(redis_client), force=True)
         assert OrderPusher(hub, state, settings, run_id, "test", mode="backfill", history=reader(ct)).push(
             order_plan) is None
-    before = calls(hs_url, UPDATE)
+    before = calls(hs_url, CONTACT_UPDATES)
     assert claim_backfill_rollups(state, run_id)
     written, error = write_backfill_rollups(hub, state, settings, run_id, "test")
     assert error is None and written > 0
-    assert calls(hs_url, UPDATE) == before, "the order backfill's end wrote contacts the load had written"
+    assert calls(hs_url, CONTACT_UPDATES) == before, "the order backfill's end wrote contacts the load had written"
 
     # What HubSpot holds is what the ledger and the lifecycle claims imply (the end writer's values).
     people = sorted(set(state.r.hvals("ctsync:index:order-person")))

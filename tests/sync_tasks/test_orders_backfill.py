@@ -28,8 +28,6 @@ from sync_tasks.verify import all_customers, all_orders, sandbox_records
 from tests.sync_tasks.sandboxes import CONTACT_UPDATES, calls, portal
 
 SIZE = 40
-UPDATE = CONTACT_UPDATES
-
 
 
 def test_backfill_chunks_defer_rollups_and_the_end_writes_them_once_per_person(
@@ -49,13 +47,13 @@ def test_backfill_chunks_defer_rollups_and_the_end_writes_them_once_per_person(
     run_id = state.start_run("orders", "backfill")
     state.count(run_id, extracted=len(orders))
     state.finish_extract(run_id)
-    before = calls(hs_url, UPDATE)
+    before = calls(hs_url, CONTACT_UPDATES)
     # Three chunks, so a person's orders are spread over several of them.
     for part in (orders[0::3], orders[1::3], orders[2::3]):
         assert not claim_backfill_rollups(state, run_id)  # records not all counted yet
         plan = plan_orders(part, match_people(part, state, hub), state, settings, cached_pipeline(redis_client))
         assert OrderPusher(hub, state, settings, run_id, "test", mode="backfill").push(plan) is None
-    assert calls(hs_url, UPDATE) == before, "a backfill chunk updated contacts"
+    assert calls(hs_url, CONTACT_UPDATES) == before, "a backfill chunk updated contacts"
     assert state.records_done(state.run(run_id)) and not state.run_complete(run_id)  # rollups still owed
 
     assert claim_backfill_rollups(state, run_id) and not claim_backfill_rollups(state, run_id)  # one writer
@@ -63,7 +61,7 @@ def test_backfill_chunks_defer_rollups_and_the_end_writes_them_once_per_person(
     assert error is None
     people = {p for p in state.r.hvals("ctsync:index:order-person")}
     assert written == len(people) > 7
-    assert calls(hs_url, UPDATE) - before == -(-len(people) // 7)  # one call per batch of people, no re-writes
+    assert calls(hs_url, CONTACT_UPDATES) - before == -(-len(people) // 7)  # one call per batch of people, no re-writes
     assert state.run_complete(run_id) and not claim_backfill_rollups(state, run_id)
     assert int(state.run(run_id)["rollups_written"]) == written  # the progress a follower sees
     contacts = {str(x["id"]): x["properties"] for x in sandbox_records(hs_url, "contacts")}
