@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from sync_tasks import rejected
-from sync_tasks.commercetools_client import query_in
+from sync_tasks.commercetools_client import Queryable, query_in
 from sync_tasks.constants import Keys
 from sync_tasks.errors import ErrorDetail, PermanentError
 from sync_tasks.limiter import Bucket
@@ -46,10 +46,7 @@ class Searcher(Protocol):
     def post(self, path: str, body: Any, bucket: Bucket = Bucket.BURST) -> Any: ...
 
 
-class Commerce(Protocol):
-    def query(self, resource: str, where: list[str] | None = None, sort: list[str] | None = None,
-              limit: int = 500, with_total: bool = False, expand: list[str] | None = None) -> dict[str, Any]: ...
-
+class Commerce(Queryable, Protocol):
     def update(self, resource: str, resource_id: str, version: int, actions: list[dict[str, Any]],
                max_conflicts: int = 3, rebuild: Any = None) -> dict[str, Any]: ...
 

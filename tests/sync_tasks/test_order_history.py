@@ -5,15 +5,28 @@ write. Real sandboxes over HTTP; the real map, push and order push in this proce
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from typing import Any
+
+import orjson
 import redis
 
 from sync_tasks.changes import plan_contacts
 from sync_tasks.commerce_schema import cached_pipeline
 from sync_tasks.commercetools_client import CommercetoolsClient
 from sync_tasks.ledger import Ledger
-from sync_tasks.lifecycle import LifecycleStore, contact_properties
+from sync_tasks.lifecycle import LifecycleStore, contact_properties, subscription_of
 from sync_tasks.match import match_customers
-from sync_tasks.order_history import email_variants, for_groups, group_orders, reader
+from sync_tasks.order_history import (
+    decode_history,
+    email_variants,
+    for_groups,
+    group_orders,
+    ledger_entry,
+    person_properties,
+    reader,
+)
 from sync_tasks.orders import (
     OrderPusher,
     claim_backfill_rollups,
@@ -23,11 +36,13 @@ from sync_tasks.orders import (
     write_backfill_rollups,
 )
 from sync_tasks.push import push_plan
+from sync_tasks.settings import Settings
 from sync_tasks.state import SyncState
 from sync_tasks.verify import all_customers, all_orders, sandbox_records
 from tests.sync_tasks.sandboxes import CONTACT_UPDATES, calls, portal
 
 SIZE = 60
+EXAMPLE_ORDER = Path("/work/shared/reference/commercetools-examples/order.example.json")
 
 
 def test_an_initial_load_writes_each_contact_once_with_its_order_history(
@@ -78,3 +93,53 @@ def test_orders_are_grouped_by_account_and_guest_email() -> None:
     got = group_orders(orders, {"x@y.io": ["a", "b"], "p@y.io": []})
     assert {k: [o["id"] for o in v] for k, v in got.items()} == {"x@y.io": ["1", "2", "3"], "p@y.io": []}
     assert email_variants([" X@y.io ", None, "x@y.io"]) == [" X@y.io ", "X@y.io", "x@y.io"]
+
+
+def _by_person(orders: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    out: dict[str, list[dict[str, Any]]] = {}
+    for order in orders:
+        out.setdefault(order.get("customerId") or order.get("customerEmail") or "", []).append(order)
+    return out
+
+
+def _same_history(full: list[dict[str, Any]], settings: Settings) -> None:
+    """The narrow decode of a page of these orders gives every person the properties the whole
+    orders give, and leaves out what no property reads (line items)."""
+    narrow = decode_history(orjson.dumps({"limit": 500, "count": len(full), "results": full}))["results"]
+    assert [o["id"] for o in narrow] == [o["id"] for o in full]
+    assert all("lineItems" not in o for o in narrow)
+    assert [(ledger_entry(o), subscription_of(o, settings)) for o in narrow] == \
+        [(ledger_entry(o), subscription_of(o, settings)) for o in full]
+    wide, thin = _by_person(full), _by_person(narrow)
+    assert {p: person_properties(o, settings) for p, o in thin.items()} == \
+        {p: person_properties(o, settings) for p, o in wide.items()}
+
+
+def test_the_narrow_decode_of_a_history_keeps_everything_its_properties_read() -> None:
+    settings = Settings()
+    base = json.loads(EXAMPLE_ORDER.read_text())
+    refund = {"typeId": "payment", "id": "p1", "obj": {"id": "p1", "transactions": [
+        {"type": "Refund", "state": "Success", "amount": {"type": "centPrecision", "currencyCode": "EUR",
+                                                          "centAmount": 1250, "fractionDigits": 2}}]}}
+    subscription = {"type": {"typeId": "type", "id": "t"}, "fields": {settings.lifecycle_subscription_field: "box"}}
+    orders = [
+        {**base, "id": "o1", "customerId": "c1", "createdAt": "2026-01-02T00:00:00.000Z"},
+        {**base, "id": "o2", "customerId": "c1", "createdAt": "2026-02-02T00:00:00.000Z", "orderState": "Cancelled"},
+        {**base, "id": "o3", "customerId": "c1", "createdAt": "2026-03-02T00:00:00.000Z",
+         "paymentInfo": {"payments": [refund]}, "store": {"typeId": "store", "key": "eu"}},
+        *({**base, "id": f"r{n}", "customerId": "c2", "origin": "RecurringOrder"} for n in range(3)),
+        *({**base, "id": f"s{n}", "customerId": "c3", "custom": subscription} for n in range(3)),
+        {**{k: v for k, v in base.items() if k != "customerId"}, "id": "o6", "customerEmail": "g@example.com"},
+    ]
+    _same_history(orders, settings)
+    props = person_properties(decode_history(orjson.dumps({"results": orders[:3]}))["results"], settings)
+    assert props and props == person_properties(orders[:3], settings)
+
+
+def test_the_narrow_decode_agrees_with_the_whole_orders_of_a_shop(
+        sandboxes: tuple[str, str], redis_client: redis.Redis) -> None:
+    ct_url, hs_url = sandboxes
+    settings, _ = portal(ct_url, hs_url, redis_client)
+    orders = all_orders(CommercetoolsClient(settings))
+    assert any((o.get("paymentInfo") or {}).get("payments") for o in orders)
+    _same_history(orders, settings)
