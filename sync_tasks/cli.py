@@ -79,6 +79,8 @@ def follow_run(run_id: str, timeout: float) -> dict[str, Any]:
                 counts += f" rollups={run['rollups']}:{run.get('rollups_written', 0)}"
             if run.get("joins"):  # a customer backfill writes its e-mail joins at the end
                 counts += f" joins={run['joins']}"
+            if run.get("links"):  # and the contact-company associations left for full batches
+                counts += f" links={run['links']}"
             progress.update(bar, completed=done, total=run["extracted"] or None, counts=counts)
 
         return wait_for_run(state, run_id, timeout, show)

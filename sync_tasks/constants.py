@@ -27,6 +27,7 @@ class TaskName(StrEnum):
     PUSH = "ctsync.push"
     RESYNC = "ctsync.resync"
     JOINS = "ctsync.joins"
+    LINKS = "ctsync.links"
     RECONCILE = "ctsync.reconcile"
     ORDER_MATCH = "ctsync.orders.match"
     ORDER_MAP = "ctsync.orders.map"
@@ -157,6 +158,17 @@ class Keys:
     def run_joins_lock(run_id: str) -> str:
         """STRING held by the one task sending a backfill's deferred joins."""
         return f"{PREFIX}:run:{run_id}:joins-lock"
+
+    @staticmethod
+    def run_links(run_id: str) -> str:
+        """SET of a customer backfill's contact-company pairs not yet associated
+        (sync_tasks/company_links.py)."""
+        return f"{PREFIX}:run:{run_id}:links"
+
+    @staticmethod
+    def run_links_lock(run_id: str) -> str:
+        """STRING held by the one task making a backfill's deferred associations."""
+        return f"{PREFIX}:run:{run_id}:links-lock"
 
     @staticmethod
     def runs(entity: str) -> str:

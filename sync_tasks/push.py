@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sync_tasks import rejected
+from sync_tasks import company_links, rejected
 from sync_tasks.batch_writer import Outcome, write
 from sync_tasks.changes import ENTITY
 from sync_tasks.constants import BATCH_LIMIT, Keys, email_hash
@@ -73,7 +73,7 @@ def _chunks(items: list[dict[str, Any]], size: int = BATCH_LIMIT) -> list[list[d
 
 class ContactPusher:
     def __init__(self, hubspot: HubSpotClient, state: SyncState, run_id: str | None, task: str,
-                 attempts: int = 1, first_failure: float | None = None) -> None:
+                 attempts: int = 1, first_failure: float | None = None, defer_links: bool = False) -> None:
         self.hubspot = hubspot
         self.state = state
         self.run_id = run_id
@@ -89,6 +89,9 @@ class ContactPusher:
         self._unlock = state.r.register_script(_UNLOCK)
         self.replan: list[str] = []  # commercetools ids whose diff went stale: plan again, uncounted
         self._member_companies: list[tuple[list[str], str]] = []  # (customer ids, company key)
+        # A backfill's first pass leaves its associations for full batches (company_links.py).
+        self.defer_links = defer_links and run_id is not None
+        self._contact_members: dict[str, list[str]] = {}  # contact id → its customer ids
 
     def push(self, plan: dict[str, Any]) -> dict[str, Any]:
         """Write what `plan` holds; return the plan of what is left (empty when all is done).
@@ -272,6 +275,7 @@ class ContactPusher:
         state.save_fingerprints(ENTITY, entry["fingerprints"])
         if entry.get("company"):
             self._links.append((hs_id, entry["company"]))
+            self._contact_members[hs_id] = list(entry["members"])
             self._member_companies.append((entry["members"], entry["company"]))
 
     def _failed(self, out: Outcome, by_trace: dict[str, dict[str, Any]]) -> None:
@@ -325,6 +329,14 @@ class ContactPusher:
         pairs = [(contact, known[key]) for contact, key in links if key in known]
         known_pairs = self.state.known_associations("contact-company", pairs)  # one read, not one per pair
         new_pairs = [p for p in pairs if p not in known_pairs]
+        if self.defer_links and self.run_id is not None:
+            company_links.defer_links(self.state, self.run_id,
+                                      [(c, k, self._contact_members.get(c, [])) for c, k in new_pairs])
+            try:
+                company_links.make_full_batches(self.state, self.hubspot, self.run_id, self.task)
+            except RetryableError as exc:  # the pairs stay in the run's set for the next batch or its end
+                log.info("push: deferred contact-company associations wait (%s)", exc)
+            new_pairs = []
         for i in range(0, len(new_pairs), BATCH_LIMIT):
             part = new_pairs[i:i + BATCH_LIMIT]
             try:
@@ -356,8 +368,9 @@ class PushResult:
 
 
 def push_plan(plan: dict[str, Any], hubspot: HubSpotClient, state: SyncState, run_id: str | None,
-              task: str, attempts: int = 1, first_failure: float | None = None) -> PushResult:
-    pusher = ContactPusher(hubspot, state, run_id, task, attempts, first_failure)
+              task: str, attempts: int = 1, first_failure: float | None = None,
+              defer_links: bool = False) -> PushResult:
+    pusher = ContactPusher(hubspot, state, run_id, task, attempts, first_failure, defer_links)
     batches = sum(-(-len(plan.get(k) or []) // BATCH_LIMIT) for k in ("creates", "updates"))
     try:
         with hubspot.prepaid(batches):

@@ -17,6 +17,8 @@ from sync_tasks.errors import json_dumps
 
 RUN_FIELDS = ("extracted", "matched", "created", "updated", "skipped", "failed")
 ROLLUPS_PENDING = "pending"  # run field `rollups`: an order backfill's deferred rollups not yet written
+LINKS_PENDING = "pending"  # run field `links`: a customer backfill's contact-company pairs not all made
+LINKS_MADE = "made"
 RUN_TTL_SECONDS = 14 * 24 * 3600
 DLQ_MAXLEN = 100_000
 CREATE_INTENT_TTL_SECONDS = 14 * 24 * 3600  # outlives any retry or DLQ replay window
@@ -210,9 +212,10 @@ class SyncState:
         return bool(run["extract_done"]) and done >= run["extracted"]
 
     def run_complete(self, run_id: str) -> bool:
-        """Records done and, for an order backfill, the rollups it left for its end written."""
+        """Records done and what a backfill leaves for its end made: an order backfill's rollups, a
+        customer backfill's contact-company associations (sync_tasks/company_links.py)."""
         run = self.run(run_id)
-        return self.records_done(run) and run.get("rollups") != ROLLUPS_PENDING
+        return self.records_done(run) and run.get("rollups") != ROLLUPS_PENDING and run.get("links") != LINKS_PENDING
 
     def recent_runs(self, entity: str, n: int = 10) -> list[str]:
         return list(self.r.lrange(Keys.runs(entity), 0, n - 1))

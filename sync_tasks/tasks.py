@@ -22,6 +22,7 @@ import celeryconfig
 from sync_tasks import order_history
 from sync_tasks.changes import Filters, plan_contacts
 from sync_tasks.commercetools_client import CommercetoolsClient, query_in
+from sync_tasks.company_links import claim_links, finish_links
 from sync_tasks.consent import push_consent
 from sync_tasks.constants import PUSH_QUEUE_BY_LANE, Entity, Lane, Queue, TaskName
 from sync_tasks.dlq import FailureLog
@@ -30,6 +31,7 @@ from sync_tasks.extract import paced, run_extract
 from sync_tasks.hubspot_client import HubSpotClient
 from sync_tasks.inflight import ChunkLedger, backfill_in_broker, reconcile_stale
 from sync_tasks.joins import claim_joins, defer_joins, first_pass, send_joins
+from sync_tasks.joins import waiting as joins_waiting
 from sync_tasks.limiter import RateLimiter
 from sync_tasks.mapping import load_mapping
 from sync_tasks.match import Match, match_customers
@@ -220,7 +222,7 @@ def push(self: SyncTask, payload: dict[str, Any], errors: int = 0) -> dict[str, 
     inflight().touch(ctx.get("chunk"))
     first_failure = FailureLog(get_redis()).first_failure(self.request.id) if errors else None
     result = push_plan(payload["plan"], hubspot(ctx["lane"]), state(), ctx["run_id"], self.name,
-                       attempts=errors + 1, first_failure=first_failure)
+                       attempts=errors + 1, first_failure=first_failure, defer_links=first_pass(ctx))
     again = result.resync or result.replan
     if again:
         # One resync task per push: it closes this chain once it has re-enqueued. A re-plan alone
@@ -284,10 +286,16 @@ def resync(self: SyncTask, record_ids: list[str], ctx: dict[str, Any], errors: i
 
 def start_joins(ctx: dict[str, Any]) -> None:
     """The chain that finishes a customer backfill's first pass (or the backfill task, or the
-    reconciler) starts the sending of the e-mail joins it left for its end (sync_tasks/joins.py)."""
+    reconciler) starts what the run left for its end: the e-mail joins (sync_tasks/joins.py) and
+    the contact-company associations not yet made (sync_tasks/company_links.py)."""
     run_id = ctx.get("run_id")
-    if first_pass(ctx) and run_id and claim_joins(state(), run_id):
+    if not (first_pass(ctx) and run_id):
+        return
+    store = state()
+    if claim_joins(store, run_id):
         joins.apply_async((run_id,), queue=Queue.SYNC.value)
+    if claim_links(store, run_id, joins_waiting(store, run_id)):
+        links.apply_async((run_id,), queue=Queue.PUSH.value)
 
 
 @app.task(name=TaskName.JOINS.value, bind=True, base=SyncTask)
@@ -305,6 +313,19 @@ def joins(self: SyncTask, run_id: str, errors: int = 0) -> dict[str, Any]:
     return {"run_id": run_id, "sent": sent}
 
 
+@app.task(name=TaskName.LINKS.value, bind=True, base=SyncTask)
+def links(self: SyncTask, run_id: str, errors: int = 0) -> dict[str, Any]:
+    """A customer backfill's contact-company associations left when its records are done. A retry
+    goes on with the pairs still in the run's set; if retries run out they stay there: a DLQ replay
+    sends this task again, and so does the reconciler once the lock expires."""
+    try:
+        made = finish_links(state(), hubspot(Lane.BACKFILL.value), run_id, self.name)
+    except RetryableError as exc:
+        self.defer(exc, (run_id,), errors, None, [], {"stage": "links", "run_id": run_id, "resend_args": [run_id]})
+        return {"run_id": run_id, "made": 0}
+    return {"run_id": run_id, "made": made}
+
+
 @app.task(name=TaskName.RECONCILE.value, bind=True, base=SyncTask)
 def reconcile(self: SyncTask, errors: int = 0) -> dict[str, Any]:
     """Re-enqueue chains the broker lost: open chunks untouched for longer than any legitimate wait
@@ -312,8 +333,8 @@ def reconcile(self: SyncTask, errors: int = 0) -> dict[str, Any]:
     Beat runs it every `RECONCILE_INTERVAL`."""
     older_than = celeryconfig.VISIBILITY_TIMEOUT + celeryconfig.MAX_COUNTDOWN + RECONCILE_MARGIN_SECONDS
     chains = reconcile_stale(inflight(), older_than, fetch_customers, enqueue_chunk)
-    for run_id in state().recent_runs(Entity.CUSTOMERS.value, 20):  # a joins sender lost with its worker
-        # Only a backfill leaves joins pending, and `claim_joins` reads the run itself: no read here.
+    for run_id in state().recent_runs(Entity.CUSTOMERS.value, 20):  # a joins or links task lost with its worker
+        # Only a backfill leaves them pending, and the claims read the run themselves: no read here.
         start_joins({"entity": Entity.CUSTOMERS.value, "mode": "backfill", "run_id": run_id})
     resumed = []
     for job in stalled_backfills(state(), older_than, lambda run_id: backfill_in_broker(get_redis(), run_id)):

@@ -11,6 +11,7 @@ from typing import Any
 import redis
 
 from sync_tasks.changes import Plan, plan_contacts
+from sync_tasks.company_links import waiting
 from sync_tasks.constants import Keys
 from sync_tasks.errors import BusyError, RetryableError
 from sync_tasks.hubspot_client import BatchResult
@@ -248,3 +249,24 @@ def test_a_company_deleted_in_hubspot_is_made_again_on_the_retry_not_a_crash(red
     assert state.lookup_ids("companies", ["acme"]) == {}  # forgotten: the retry upserts it again
     again = push_plan(first.left, hub, state, None, "test")  # type: ignore[arg-type]
     assert again.error is None and state.lookup_ids("companies", ["acme"]) == {"acme": hub.companies["acme"]}
+
+
+def test_a_backfills_first_pass_leaves_its_associations_to_the_runs_set(redis_client: redis.Redis) -> None:
+    """The chunk is done (and counted) without an association call: its pairs wait in the run's set
+    for a full batch or the run's end (company_links.py); the run is not complete before then."""
+    state, hub = SyncState(redis_client), CompanyHub()
+    associated: list[tuple[str, str]] = []
+    hub.associate_default = lambda a, b, pairs: associated.extend(pairs)  # type: ignore[method-assign]
+    run_id = state.start_run("customers", "backfill")
+    state.count(run_id, extracted=1)
+    state.finish_extract(run_id)
+    plan = {"creates": [], "updates": [], "companies": {"acme": {"name": "Acme", "ct_company_key": "acme"}},
+            "links": [[HS_ID, "acme"]], "counts": {"updated": 1}}
+    result = push_plan(plan, hub, state, run_id, "test", defer_links=True)  # type: ignore[arg-type]
+    assert result.error is None and result.left == {} and associated == []
+    assert waiting(state, run_id) == 1 and state.run(run_id)["updated"] == 1
+    assert state.records_done(state.run(run_id)) and not state.run_complete(run_id)
+
+    # A delta (no run's set to wait in) associates at once.
+    push_plan(plan, hub, state, None, "test")  # type: ignore[arg-type]
+    assert associated == [(HS_ID, hub.companies["acme"])]

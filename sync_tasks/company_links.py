@@ -1,0 +1,161 @@
+"""A customer backfill's contact → company associations, made in full batches.
+
+HubSpot meters association calls apart from other writes, at 150 per 10 s (Pro/Enterprise) against
+190. A backfill chunk that associated its own contacts made one part-full call (a few of its 100
+contacts have a company) per chunk: 203 calls for the bench's 20,000 customers, and the association
+budget, not the write budget, set the pace of the whole customer phase (0.74 of the write limit).
+
+So a backfill's first pass keeps the new pairs in a set of the run. The push that brings the set to
+a full batch (ASSOCIATION_BATCH_LIMIT, 2,000 pairs) makes it; what is left is made by one task once
+every record of the run is done, and the run is not complete before then (`SyncState.run_complete`).
+Deltas and the joins at a run's end associate at once (their freshness matters more than a call).
+
+Making a pair twice is harmless (HubSpot keeps one default association per pair), so a maker lost
+between its call and its removal of the pairs costs a repeat, never a missing association. A batch
+HubSpot refuses (a company deleted in HubSpot since we made it) is halved until the refused pair is
+alone; that pair goes to the rejected log and the dead-letter queue with its customers' ids, whose
+replay pushes them again (and re-makes the company, `ContactPusher._companies`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+
+from sync_tasks import rejected
+from sync_tasks.constants import ASSOCIATION_BATCH_LIMIT, Keys
+from sync_tasks.errors import ErrorDetail, PermanentError
+from sync_tasks.hubspot_client import HubSpotClient
+from sync_tasks.state import LINKS_MADE, LINKS_PENDING, RUN_TTL_SECONDS, SyncState
+
+log = logging.getLogger(__name__)
+
+CONTACTS, COMPANIES = "contacts", "companies"
+PAIR = "contact-company"  # `SyncState.save_associations`' name for these pairs
+LOCK_SECONDS = 300  # a maker renews nothing; a lost one's lock expires and the reconciler claims again
+
+# A member of the run's set: "contact id:company id:customer id|customer id…" (HubSpot ids are
+# digits and commercetools ids UUIDs, so neither holds a separator).
+Link = tuple[str, str, list[str]]
+
+
+def _member(link: Link) -> str:
+    contact, company, customers = link
+    return f"{contact}:{company}:{'|'.join(customers)}"
+
+
+def _parse(member: bytes | str) -> Link:
+    text = member.decode() if isinstance(member, bytes) else member
+    contact, company, customers = text.split(":", 2)
+    return contact, company, [c for c in customers.split("|") if c]
+
+
+def defer_links(state: SyncState, run_id: str, links: Iterable[Link]) -> int:
+    """Keep these pairs for a full batch (or the run's end); returns how many the run now holds."""
+    members = [_member(link) for link in links]
+    if not members:
+        return 0
+    pipe = state.r.pipeline()
+    pipe.sadd(Keys.run_links(run_id), *members)
+    pipe.expire(Keys.run_links(run_id), RUN_TTL_SECONDS)
+    pipe.hset(Keys.run(run_id), "links", LINKS_PENDING)
+    pipe.scard(Keys.run_links(run_id))
+    return int(pipe.execute()[-1])
+
+
+def waiting(state: SyncState, run_id: str) -> int:
+    return int(state.r.scard(Keys.run_links(run_id)))
+
+
+def make_full_batches(state: SyncState, hubspot: HubSpotClient, run_id: str, task: str) -> int:
+    """What a push calls after `defer_links`: the full batches the run holds, unless another task
+    is making its pairs. Returns the pairs made. A RetryableError (no budget, HubSpot down) leaves
+    them for the next full batch or the run's end."""
+    if waiting(state, run_id) < ASSOCIATION_BATCH_LIMIT:
+        return 0
+    if not state.r.set(Keys.run_links_lock(run_id), "1", nx=True, ex=LOCK_SECONDS):
+        return 0
+    try:
+        return make_links(state, hubspot, run_id, task, whole=False)
+    finally:
+        state.r.delete(Keys.run_links_lock(run_id))
+
+
+def claim_links(state: SyncState, run_id: str, joins_waiting: int) -> bool:
+    """True for the one caller that should now make the rest of the run's pairs: the run has paged
+    to its end and every record but the joins (`joins_waiting`, they associate at once) is done."""
+    run = state.run(run_id)
+    if run.get("links") != LINKS_PENDING or not run["extract_done"]:
+        return False
+    done = sum(run[f] for f in ("created", "updated", "skipped", "failed"))
+    if done + joins_waiting < run["extracted"]:
+        return False
+    return bool(state.r.set(Keys.run_links_lock(run_id), "1", nx=True, ex=LOCK_SECONDS))
+
+
+def finish_links(state: SyncState, hubspot: HubSpotClient, run_id: str, task: str) -> int:
+    """The run's end (the caller holds the lock from `claim_links`): every pair left, then the run's
+    `links` field is made. A RetryableError leaves the rest in the set and the lock held: the task's
+    retry goes on; once retries run out the lock expires and the reconciler claims again."""
+    made = make_links(state, hubspot, run_id, task, whole=True)
+    if waiting(state, run_id) == 0:
+        state.r.hset(Keys.run(run_id), "links", LINKS_MADE)
+    state.r.delete(Keys.run_links_lock(run_id))
+    log.info("backfill %s: %d contact-company associations made at the run's end", run_id, made)
+    return made
+
+
+def make_links(state: SyncState, hubspot: HubSpotClient, run_id: str, task: str, whole: bool) -> int:
+    """Batches of the run's pairs, full ones only unless `whole`; each leaves the set once made."""
+    key = Keys.run_links(run_id)
+    made = 0
+    while True:
+        members = list(state.r.srandmember(key, ASSOCIATION_BATCH_LIMIT))
+        if not members or (not whole and len(members) < ASSOCIATION_BATCH_LIMIT):
+            return made
+        by_pair: dict[tuple[str, str], list[Link]] = {}
+        for member in members:
+            link = _parse(member)
+            by_pair.setdefault((link[0], link[1]), []).append(link)
+        made += _associate(state, hubspot, task, by_pair)
+        state.r.srem(key, *members)
+
+
+def _associate(state: SyncState, hubspot: HubSpotClient, task: str,
+               by_pair: dict[tuple[str, str], list[Link]]) -> int:
+    """Associate these pairs; the ones HubSpot refuses are logged and dead-lettered. Returns the
+    pairs made. HubSpot answers a partly bad batch with a 207 (per-input errors) or refuses all of
+    it with a 400 (which one is not documented): a refused batch is halved until the bad pair is alone."""
+    pairs = sorted(by_pair)
+    try:
+        result = hubspot.associate_default(CONTACTS, COMPANIES, pairs)
+    except PermanentError as exc:
+        if len(pairs) > 1:
+            half = len(pairs) // 2
+            return sum(_associate(state, hubspot, task, {p: by_pair[p] for p in part})
+                       for part in (pairs[:half], pairs[half:]))
+        _refuse(state, task, by_pair[pairs[0]],
+                exc.detail or ErrorDetail(status=400, category="VALIDATION_ERROR", message=str(exc)))
+        return 0
+    refused: set[tuple[str, str]] = set()
+    if result.errors:
+        confirmed = {(str((r.get("from") or {}).get("id")), str((r.get("to") or {}).get("id")))
+                     for r in result.results}
+        refused = {p for p in pairs if p not in confirmed}
+        detail = ErrorDetail(status=result.status, category=str(result.errors[0].get("category") or ""),
+                             message="; ".join(str(e.get("message") or "") for e in result.errors)[:2000])
+        for pair in sorted(refused):
+            _refuse(state, task, by_pair[pair], detail)
+    made = [p for p in pairs if p not in refused]
+    state.save_associations(PAIR, made)
+    return len(made)
+
+
+def _refuse(state: SyncState, task: str, links: list[Link], detail: ErrorDetail) -> None:
+    contact, company = links[0][0], links[0][1]
+    customers = sorted({c for link in links for c in link[2]})
+    log.warning("hubspot refused associating contact %s with company %s (records %s): %s", contact, company,
+                customers, rejected.redact_text(detail.message[:200]))
+    payload = {"links": [[contact, company]]}
+    state.dead_letter(task, customers, payload, detail.as_record(), attempts=1)
+    rejected.record(state.r, "hubspot", task, customers, payload, detail)
