@@ -64,6 +64,7 @@ task_routes = {
     TaskName.RESYNC.value: {"queue": Queue.SYNC.value},
     TaskName.RECONCILE.value: {"queue": Queue.EXTRACT.value},
     TaskName.PUSH.value: {"queue": Queue.PUSH.value},
+    TaskName.LINKS.value: {"queue": Queue.PUSH_BACKFILL.value},  # a backfill's HubSpot writes
     TaskName.WRITEBACK_POLL.value: {"queue": Queue.EXTRACT.value},
 }
 

@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 CONTACTS, COMPANIES = "contacts", "companies"
 PAIR = "contact-company"  # `SyncState.save_associations`' name for these pairs
 LOCK_SECONDS = 300  # a maker renews nothing; a lost one's lock expires and the reconciler claims again
+BATCH_LOCK_SECONDS = 60  # a push making one full batch: a lost one delays the run's end by this, at most
 
 # A member of the run's set: "contact id:company id:customer id|customer id…" (HubSpot ids are
 # digits and commercetools ids UUIDs, so neither holds a separator).
@@ -73,7 +74,7 @@ def make_full_batches(state: SyncState, hubspot: HubSpotClient, run_id: str, tas
     them for the next full batch or the run's end."""
     if waiting(state, run_id) < ASSOCIATION_BATCH_LIMIT:
         return 0
-    if not state.r.set(Keys.run_links_lock(run_id), "1", nx=True, ex=LOCK_SECONDS):
+    if not state.r.set(Keys.run_links_lock(run_id), "1", nx=True, ex=BATCH_LOCK_SECONDS):
         return 0
     try:
         return make_links(state, hubspot, run_id, task, whole=False)

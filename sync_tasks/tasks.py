@@ -295,7 +295,7 @@ def start_joins(ctx: dict[str, Any]) -> None:
     if claim_joins(store, run_id):
         joins.apply_async((run_id,), queue=Queue.SYNC.value)
     if claim_links(store, run_id, joins_waiting(store, run_id)):
-        links.apply_async((run_id,), queue=Queue.PUSH.value)
+        links.apply_async((run_id,), queue=Queue.PUSH_BACKFILL.value)
 
 
 @app.task(name=TaskName.JOINS.value, bind=True, base=SyncTask)
