@@ -103,13 +103,15 @@ class CartPusher(StepPusher):
     def _associations(self, plan: dict[str, Any]) -> RetryableError | None:
         carts = plan["carts"]
         orders = self.state.lookup_ids(ORDERS, [c["order_id"] for c in carts if c["order_id"]])
+        owners = {c["hs_id"]: c["id"] for c in carts}
         associate_all(self.hubspot, self.state, CARTS, CONTACTS, [(c["hs_id"], c["contact"]) for c in carts
-                                                                  if c["contact"]])
+                                                                  if c["contact"]], self.task, owners)
         associate_all(self.hubspot, self.state, CARTS, LINE_ITEMS,
-                      [(c["hs_id"], li) for c in carts for li in c.get("line_item_ids", [])])
+                      [(c["hs_id"], li) for c in carts for li in c.get("line_item_ids", [])], self.task, owners)
         # An ordered cart is linked to its order (whichever of the two arrives second makes the link).
         associate_all(self.hubspot, self.state, ORDERS, CARTS, [(orders[c["order_id"]], c["hs_id"]) for c in carts
-                                                                if c["order_id"] in orders])
+                                                                if c["order_id"] in orders], self.task,
+                      {orders[c["order_id"]]: c["order_id"] for c in carts if c["order_id"] in orders})
         return None
 
     def _finish(self, plan: dict[str, Any]) -> RetryableError | None:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sync_tasks import rejected
+from sync_tasks.associations import associate_pairs
 from sync_tasks.batch_writer import write
 from sync_tasks.constants import ASSOCIATION_BATCH_LIMIT, BATCH_LIMIT
 from sync_tasks.errors import ErrorDetail, RetryableError
@@ -92,20 +93,28 @@ def upsert_keyed(hubspot: HubSpotClient, obj: str, id_property: str, items: list
 
 
 def associate_all(hubspot: HubSpotClient, state: SyncState, from_obj: str, to_obj: str,
-                  pairs: list[tuple[str, str]]) -> int:
-    """Create the associations not made before; returns how many were sent."""
+                  pairs: list[tuple[str, str]], task: str, owners: dict[str, str] | None = None) -> int:
+    """Create the associations not made before; returns how many were sent. A pair HubSpot refuses
+    (associations.py) is not marked made: it goes to the rejected log and the DLQ under the
+    commercetools record its `from` object was written for (`owners`: HubSpot id → record id), whose
+    replay pushes it again."""
     pairs = sorted(set(pairs))
     name = f"{from_obj}-{to_obj}"
     known = state.known_associations(name, pairs)  # once: in the comprehension it ran once per pair
     new = [p for p in pairs if p not in known]
     type_id = ASSOCIATION_TYPES[(from_obj, to_obj)]
     for i in range(0, len(new), ASSOCIATION_BATCH):
-        part = new[i:i + ASSOCIATION_BATCH]
-        result = hubspot.associate(from_obj, to_obj, type_id, part)
-        if result.errors:
-            log.warning("hubspot refused %d %s→%s associations: %s", len(result.errors), from_obj, to_obj,
-                        str(result.errors[0].get("message", ""))[:200])
-        state.save_associations(name, part)
+        done = associate_pairs(lambda part: hubspot.associate(from_obj, to_obj, type_id, part),
+                               new[i:i + ASSOCIATION_BATCH])
+        state.save_associations(name, done.made)
+        for (a, b), detail in sorted(done.refused.items()):
+            log.warning("hubspot refused associating %s %s with %s %s: %s %s", from_obj, a, to_obj, b,
+                        detail.category, rejected.redact_text(detail.message[:200]))
+            entity, record_id = replay_target(from_obj, (owners or {}).get(a, a))
+            payload = {"association": [from_obj, to_obj], "pairs": [[a, b]]}
+            state.dead_letter(task, [record_id], payload, detail.as_dict() | {"body": detail.body}, attempts=1,
+                              entity=entity)
+            rejected.record(state.r, "hubspot", task, [record_id], payload, detail, entity=entity)
     return len(new)
 
 

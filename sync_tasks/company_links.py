@@ -12,9 +12,9 @@ Deltas and the joins at a run's end associate at once (their freshness matters m
 
 Making a pair twice is harmless (HubSpot keeps one default association per pair), so a maker lost
 between its call and its removal of the pairs costs a repeat, never a missing association. A batch
-HubSpot refuses (a company deleted in HubSpot since we made it) is halved until the refused pair is
-alone; that pair goes to the rejected log and the dead-letter queue with its customers' ids, whose
-replay pushes them again (and re-makes the company, `ContactPusher._companies`).
+HubSpot refuses (a company deleted in HubSpot since we made it) goes to the rejected log and the
+dead-letter queue with its customers' ids, the rest of its batch made (associations.py); the
+replay pushes those customers again and re-makes the company (`ContactPusher._companies`).
 """
 
 from __future__ import annotations
@@ -23,8 +23,9 @@ import logging
 from collections.abc import Iterable
 
 from sync_tasks import rejected
+from sync_tasks.associations import associate_pairs
 from sync_tasks.constants import ASSOCIATION_BATCH_LIMIT, Keys
-from sync_tasks.errors import ErrorDetail, PermanentError
+from sync_tasks.errors import ErrorDetail
 from sync_tasks.hubspot_client import HubSpotClient
 from sync_tasks.state import LINKS_MADE, LINKS_PENDING, RUN_TTL_SECONDS, SyncState
 
@@ -124,32 +125,13 @@ def make_links(state: SyncState, hubspot: HubSpotClient, run_id: str, task: str,
 
 def _associate(state: SyncState, hubspot: HubSpotClient, task: str,
                by_pair: dict[tuple[str, str], list[Link]]) -> int:
-    """Associate these pairs; the ones HubSpot refuses are logged and dead-lettered. Returns the
-    pairs made. HubSpot answers a partly bad batch with a 207 (per-input errors) or refuses all of
-    it with a 400 (which one is not documented): a refused batch is halved until the bad pair is alone."""
-    pairs = sorted(by_pair)
-    try:
-        result = hubspot.associate_default(CONTACTS, COMPANIES, pairs)
-    except PermanentError as exc:
-        if len(pairs) > 1:
-            half = len(pairs) // 2
-            return sum(_associate(state, hubspot, task, {p: by_pair[p] for p in part})
-                       for part in (pairs[:half], pairs[half:]))
-        _refuse(state, task, by_pair[pairs[0]],
-                exc.detail or ErrorDetail(status=400, category="VALIDATION_ERROR", message=str(exc)))
-        return 0
-    refused: set[tuple[str, str]] = set()
-    if result.errors:
-        confirmed = {(str((r.get("from") or {}).get("id")), str((r.get("to") or {}).get("id")))
-                     for r in result.results}
-        refused = {p for p in pairs if p not in confirmed}
-        detail = ErrorDetail(status=result.status, category=str(result.errors[0].get("category") or ""),
-                             message="; ".join(str(e.get("message") or "") for e in result.errors)[:2000])
-        for pair in sorted(refused):
-            _refuse(state, task, by_pair[pair], detail)
-    made = [p for p in pairs if p not in refused]
-    state.save_associations(PAIR, made)
-    return len(made)
+    """Associate these pairs; the ones HubSpot refuses are logged and dead-lettered (associations.py).
+    Returns the pairs made."""
+    done = associate_pairs(lambda pairs: hubspot.associate_default(CONTACTS, COMPANIES, pairs), list(by_pair))
+    for pair, detail in sorted(done.refused.items()):
+        _refuse(state, task, by_pair[pair], detail)
+    state.save_associations(PAIR, done.made)
+    return len(done.made)
 
 
 def _refuse(state: SyncState, task: str, links: list[Link], detail: ErrorDetail) -> None:

@@ -273,10 +273,12 @@ class OrderPusher(StepPusher):
         lines = upsert_keyed(self.hubspot, LINE_ITEMS, LINE_ITEM_ID_PROPERTY, items, self.progress(plan, "deal_lines"))
         self.state.save_ids(LINE_ITEMS, lines.ids)
         pairs = [(result.ids[k.split(":")[1]], hs) for k, hs in lines.ids.items()]
-        associate_all(self.hubspot, self.state, DEALS, LINE_ITEMS, pairs)
+        owners = {hs_id: order_id for order_id, hs_id in result.ids.items()}
+        associate_all(self.hubspot, self.state, DEALS, LINE_ITEMS, pairs, self.task, owners)
         associate_all(self.hubspot, self.state, DEALS, CONTACTS, [(result.ids[o["id"]], o["contact"])
                                                                  for o in plan["orders"]
-                                                                 if o["contact"] and o["id"] in result.ids])
+                                                                 if o["contact"] and o["id"] in result.ids],
+                      self.task, owners)
         return lines.error
 
     def _orders(self, plan: dict[str, Any]) -> RetryableError | None:
@@ -311,13 +313,14 @@ class OrderPusher(StepPusher):
                 order["company"] = company
         carts = self.state.lookup_ids(CARTS, [o["cart_id"] for o in orders if o["cart_id"]])
         with_contact = [(o["hs_id"], o["contact"]) for o in orders if o["contact"]]
-        associate_all(self.hubspot, self.state, ORDERS, CONTACTS, with_contact)
+        owners = {o["hs_id"]: o["id"] for o in orders}
+        associate_all(self.hubspot, self.state, ORDERS, CONTACTS, with_contact, self.task, owners)
         associate_all(self.hubspot, self.state, ORDERS, LINE_ITEMS,
-                      [(o["hs_id"], li) for o in orders for li in o.get("line_item_ids", [])])
+                      [(o["hs_id"], li) for o in orders for li in o.get("line_item_ids", [])], self.task, owners)
         associate_all(self.hubspot, self.state, ORDERS, COMPANIES, [(o["hs_id"], o["company"]) for o in orders
-                                                                    if o["company"]])
+                                                                    if o["company"]], self.task, owners)
         associate_all(self.hubspot, self.state, ORDERS, CARTS, [(o["hs_id"], carts[o["cart_id"]]) for o in orders
-                                                                if o["cart_id"] in carts])
+                                                                if o["cart_id"] in carts], self.task, owners)
         return None
 
     def _ledger(self, plan: dict[str, Any]) -> RetryableError | None:

@@ -15,10 +15,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sync_tasks import company_links, rejected
+from sync_tasks.associations import associate_pairs
 from sync_tasks.batch_writer import Outcome, write
 from sync_tasks.changes import ENTITY
 from sync_tasks.constants import BATCH_LIMIT, Keys, email_hash
-from sync_tasks.errors import BusyError, PermanentError, RetryableError
+from sync_tasks.errors import BusyError, RetryableError
 from sync_tasks.hubspot_client import HubSpotClient, trace_id
 from sync_tasks.match import CONTACTS, CT_ID_PROPERTY
 from sync_tasks.state import SyncState
@@ -338,23 +339,24 @@ class ContactPusher:
                 log.info("push: deferred contact-company associations wait (%s)", exc)
             new_pairs = []
         for i in range(0, len(new_pairs), BATCH_LIMIT):
-            part = new_pairs[i:i + BATCH_LIMIT]
             try:
-                self.hubspot.associate_default(CONTACTS, COMPANIES, part)
+                done = associate_pairs(lambda part: self.hubspot.associate_default(CONTACTS, COMPANIES, part),
+                                       new_pairs[i:i + BATCH_LIMIT])
             except RetryableError as exc:
                 self.retry_error = exc
                 return [[c, k] for c, k in links]
-            except PermanentError as exc:
-                # HubSpot refuses the batch (e.g. "No company with ID … exists": deleted or merged in
+            self.state.save_associations("contact-company", done.made)
+            if done.refused:
+                # HubSpot refused pairs (e.g. "No company with ID … exists": deleted or merged in
                 # HubSpot since we made it). Forget those companies' ids so the retry upserts them
                 # again by key; if it keeps failing, the retries run out into the DLQ, never a loop.
-                stale = sorted({key for key, hs_id in known.items() if any(hs_id == c for _, c in part)})
+                refused = {company for _, company in done.refused}
+                stale = sorted({key for key, hs_id in known.items() if hs_id in refused})
                 self.state.forget_ids(COMPANIES, stale)
                 log.warning("push: contact-company association refused (%s); companies %s will be upserted again",
-                            exc, stale)
+                            next(iter(done.refused.values())).message[:200], stale)
                 self.retry_error = RetryableError(f"hubspot: association refused, companies {stale} re-made next try")
                 return [[c, k] for c, k in links]
-            self.state.save_associations("contact-company", part)
         # Links whose company failed permanently are dead-lettered above, not retried.
         return [[c, k] for c, k in links if k not in known] if self.retry_error else []
 

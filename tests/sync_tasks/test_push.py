@@ -231,11 +231,12 @@ class CompanyHub(AppliedContacts):
             results.append({"id": self.companies[i["id"]], "new": new, "properties": i["properties"]})
         return BatchResult(results=results)
 
-    def associate_default(self, a: str, b: str, pairs: list[tuple[str, str]]) -> None:
+    def associate_default(self, a: str, b: str, pairs: list[tuple[str, str]]) -> BatchResult:
         if any(company in self.deleted for _, company in pairs):
             from sync_tasks.errors import PermanentError
 
             raise PermanentError("hubspot → 400: VALIDATION_ERROR No company with ID exists")
+        return BatchResult()
 
 
 def test_a_company_deleted_in_hubspot_is_made_again_on_the_retry_not_a_crash(redis_client: redis.Redis) -> None:
@@ -256,7 +257,7 @@ def test_a_backfills_first_pass_leaves_its_associations_to_the_runs_set(redis_cl
     for a full batch or the run's end (company_links.py); the run is not complete before then."""
     state, hub = SyncState(redis_client), CompanyHub()
     associated: list[tuple[str, str]] = []
-    hub.associate_default = lambda a, b, pairs: associated.extend(pairs)  # type: ignore[method-assign]
+    hub.associate_default = lambda a, b, pairs: associated.extend(pairs) or BatchResult()  # type: ignore[method-assign]
     run_id = state.start_run("customers", "backfill")
     state.count(run_id, extracted=1)
     state.finish_extract(run_id)
