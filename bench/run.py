@@ -243,7 +243,8 @@ class Bench:
             "steady_burst_calls_per_10s": round(rate_per_window(burst, *window), 1) if window else None,
             "max_calls_in_any_10s": max_rolling(burst),
             "duplicates": {"contacts": len(verify.duplicates), "orders": order_dups, "line_items": item_dups},
-            "lost": {"customers": len(verify.missing), "orders": len(expected_orders - order_keys),
+            "lost": {"customers": len(verify.missing), "company_links": len(verify.unlinked),
+                     "orders": len(expected_orders - order_keys),
                      "line_items": len(expected_items - item_keys)},
             "mismatched_contact_fields": len(verify.mismatched),
             "failed_records": int(customers["failed"]) + int(orders["failed"]),
@@ -409,7 +410,8 @@ class Bench:
                                  "updated": int(delta["updated"]), "extracted": int(delta["extracted"]),
                                  "backfill_seconds": round(seconds, 1), "backfill_records": int(run["extracted"]),
                                  "backfill_calls": calls.as_dict(), "peak_rss_mb": dict(rss.peak_mb),
-                                 "duplicates": len(verify.duplicates), "lost": len(verify.missing),
+                                 "duplicates": len(verify.duplicates),
+                                 "lost": len(verify.missing) + len(verify.unlinked),
                                  "same_customers_as_small_shop": same_ids}
         s, big = result[str(small)], result[str(large)]
         result["ratio"] = {k: ratio(big[k], s[k]) for k in ("hubspot_calls", "commercetools_calls", "seconds")}

@@ -97,11 +97,11 @@ def _run(fleet: Any, changes: int, interval: int, console: Console, started: flo
     result = verify_contacts(ct, fleet.hubspot.url, settings.shared_fields_rule)
     console.print(f"check: {result.customers} customers, {result.people} people, {result.contacts} contacts; "
                   f"missing={len(result.missing)} duplicates={len(result.duplicates)} "
-                  f"mismatched={len(result.mismatched)}")
+                  f"mismatched={len(result.mismatched)} without their company={len(result.unlinked)}")
     ok = result.ok and delta["updated"] >= min(changes, len(touched.get("ids", [])) or changes)
     if not result.ok:
         console.print(f"[red]examples: missing {result.missing[:5]} duplicates {result.duplicates[:5]} "
-                      f"mismatched {result.mismatched[:5]}[/red]")
+                      f"mismatched {result.mismatched[:5]} without their company {result.unlinked[:5]}[/red]")
     console.print("[green]demo passed[/green]" if ok else "[red]demo failed[/red]")
     return 0 if ok else 1
 

@@ -33,10 +33,11 @@ class VerifyReport:
     missing: list[str] = field(default_factory=list)  # customer ids without a contact
     duplicates: list[str] = field(default_factory=list)  # contact ids sharing one e-mail
     mismatched: list[str] = field(default_factory=list)  # "customer id: property"
+    unlinked: list[str] = field(default_factory=list)  # customer ids whose contact lacks their company
 
     @property
     def ok(self) -> bool:
-        return not (self.missing or self.duplicates or self.mismatched)
+        return not (self.missing or self.duplicates or self.mismatched or self.unlinked)
 
 
 def all_customers(ct: CommercetoolsClient) -> list[dict[str, Any]]:
@@ -61,6 +62,12 @@ def verify_contacts(ct: CommercetoolsClient, hubspot_url: str, rule: str,
     report.people = len(groups)
     contacts = sandbox_records(hubspot_url, "contacts")
     report.contacts = len(contacts)
+    company_names = {str(c["id"]): (c.get("properties", {}).get("name") or "")
+                     for c in sandbox_records(hubspot_url, "companies")}
+    linked: dict[str, set[str]] = defaultdict(set)  # contact id → names of its companies
+    for contact_id, company_id in sandbox_associations(hubspot_url, "contacts", "companies"):
+        linked[contact_id].add(company_names.get(company_id, ""))
+    company_field = get_settings().company_field
     by_email: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for contact in contacts:
         email = normalize_email(contact.get("properties", {}).get("email"))
@@ -74,6 +81,10 @@ def verify_contacts(ct: CommercetoolsClient, hubspot_url: str, rule: str,
         if len(found) > 1:
             report.duplicates += [str(x["id"]) for x in found]
         props = found[0].get("properties", {})
+        # A person with a company (on any of their accounts) is associated with one of those companies.
+        names = {str(c.get(company_field) or "").strip() for c in group} - {""}
+        if names and not names & linked.get(str(found[0]["id"]), set()):
+            report.unlinked += [c["id"] for c in group]
         owner = pick_owner(rule, group)
         with _quiet_mapping():  # the sync already warned about these values; the check needn't repeat it
             expected = dict(map_customer(owner).properties)

@@ -489,6 +489,7 @@ def _verify(ct: Any, hs_url: str, settings: Any, report: dict[str, Any], after: 
         + sum(1 for n in per_member.values() if n > 1),
         "mismatched": len(result.mismatched), "mismatched_examples": result.mismatched[:10],
         "mismatched_contacts": _explain(result.mismatched, contacts),
+        "unlinked": len(result.unlinked), "unlinked_examples": result.unlinked[:10],  # contact lacks its company
         "missing_are_the_permanent_failures": set(result.missing) == expected_permanent,
         "every_permanent_failure_in_dlq": expected_permanent <= permanent,
         "permanent_entries_complete": report["permanent_entries_complete"],
@@ -499,6 +500,7 @@ def _verify(ct: Any, hs_url: str, settings: Any, report: dict[str, Any], after: 
     if orders_included:
         checks.update(_verify_orders(ct, hs_url, settings, r, expected_permanent, permanent))
     checks["ok"] = (checks["lost"] == 0 and checks["duplicates"] == 0 and checks["mismatched"] == 0
+                    and checks["unlinked"] == 0
                     and checks.get("orders_lost", 0) == 0 and checks.get("orders_duplicates", 0) == 0
                     and checks.get("orders_mismatched", 0) == 0
                     and all(v for k, v in checks.items() if isinstance(v, bool)))
