@@ -1,9 +1,10 @@
 """A customer backfill's contact → company associations, made in full batches.
 
 HubSpot meters association calls apart from other writes, at 150 per 10 s (Pro/Enterprise) against
-190. A backfill chunk that associated its own contacts made one part-full call (a few of its 100
+190. A backfill chunk that associated its own contacts made one part-full call (about 10 of its 100
 contacts have a company) per chunk: 203 calls for the bench's 20,000 customers, and the association
-budget, not the write budget, set the pace of the whole customer phase (0.74 of the write limit).
+budget, not the write budget, set the pace of the whole customer phase (about 0.72 of the write
+limit).
 
 So a backfill's first pass keeps the new pairs in a set of the run. The push that brings the set to
 a full batch (ASSOCIATION_BATCH_LIMIT, 2,000 pairs) makes it; what is left is made by one task once
@@ -11,9 +12,9 @@ every record of the run is done, and the run is not complete before then (`SyncS
 Deltas and the joins at a run's end associate at once (their freshness matters more than a call).
 
 Making a pair twice is harmless (HubSpot keeps one default association per pair), so a maker lost
-between its call and its removal of the pairs costs a repeat, never a missing association. A batch
+between its call and its removal of the pairs costs a repeat, never a missing association. A pair
 HubSpot refuses (a company deleted in HubSpot since we made it) goes to the rejected log and the
-dead-letter queue with its customers' ids, the rest of its batch made (associations.py); the
+dead-letter queue with its customers' ids, the rest of its batch made (associations.py); their
 replay pushes those customers again and re-makes the company (`ContactPusher._companies`).
 """
 
