@@ -107,6 +107,18 @@ def pick_owner(rule: str, candidates: list[dict[str, Any]]) -> dict[str, Any]:
     return max(candidates, key=lambda c: (c.get("lastModifiedAt") or "", c["id"]))
 
 
+def pick_company(rule: str, candidates: list[dict[str, Any]], mapping: MappingFile) -> dict[str, str] | None:
+    """The company a shared contact is associated with: the owner's (`pick_owner`), else that of the
+    next account in the rule's order that has one. A person's company is not lost because the
+    account that supplies the contact's fields (say, a newer one in another store) has none."""
+    owner = pick_owner(rule, candidates)
+    if (company := map_company(owner, mapping)) or len(candidates) == 1:
+        return company
+    ranked = sorted(candidates, key=lambda c: (c.get("createdAt") or "", c["id"])) if rule == "first_created" \
+        else sorted(candidates, key=lambda c: (c.get("lastModifiedAt") or "", c["id"]), reverse=True)
+    return next((c for c in (map_company(r, mapping) for r in ranked if r is not owner) if c), None)
+
+
 def _complete_groups(groups: dict[str, list[Match]], known: dict[str, set[str]],
                      fetch: FetchCustomers | None, keep: Callable[[dict[str, Any]], bool] = lambda r: True
                      ) -> dict[str, list[dict[str, Any]]]:
@@ -202,7 +214,7 @@ def plan_contacts(matches: list[Match], state: SyncState, rule: str, force: bool
         for record in full[email]:
             for prop, reason in mapped[record["id"]].rejected.items():
                 plan.rejected.append({"record_id": record["id"], "property": prop, "reason": reason})
-        company = map_company(owner, mapping)
+        company = pick_company(rule, full[email], mapping)
         company_id = company[mapping.company.id_property] if company else None
         if company and company_id:
             plan.companies[company_id] = company

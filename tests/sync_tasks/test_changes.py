@@ -129,3 +129,21 @@ def test_a_backfill_gives_a_contact_found_by_email_our_key_unless_it_has_one(red
         assert ("ct_customer_id" in plan.updates[0]["properties"]) is keyed
         idmap = plan_contacts([Match(c, hs_id=hs_id, via="idmap")], state, "most_recently_modified", force=True)
         assert "ct_customer_id" not in idmap.updates[0]["properties"]
+
+
+def test_a_shared_contact_keeps_a_company_its_owner_account_lacks(redis_client: redis.Redis) -> None:
+    """The newest account (the owner) has no company, an older one has: the contact is associated with
+    the older account's company, while its fields stay the owner's. Found by the bench's check."""
+    old = customer("a", "p@x.io", modified="2026-01-02T00:00:00.000Z", companyName="Acme GmbH")
+    new = customer("b", "p@x.io", modified="2026-01-03T00:00:00.000Z", first="New")
+    plan = plan_contacts([Match(old), Match(new)], SyncState(redis_client), "most_recently_modified")
+    [create] = plan.creates
+    assert create["key"] == "b" and create["properties"]["firstname"] == "New"
+    assert create["company"] and plan.companies[create["company"]]["name"] == "Acme GmbH"
+    assert not create["properties"].get("company")  # the contact's fields are still the owner's
+
+    other = customer("c", "p@x.io", modified="2026-01-01T00:00:00.000Z", companyName="Older AG")
+    plan = plan_contacts([Match(old), Match(new), Match(other)], SyncState(redis_client), "most_recently_modified")
+    assert plan.companies[plan.creates[0]["company"]]["name"] == "Acme GmbH"  # the next account in the rule's order
+    plan = plan_contacts([Match(new)], SyncState(redis_client), "most_recently_modified")
+    assert plan.creates[0]["company"] is None
