@@ -98,25 +98,28 @@ def group_key(record: dict[str, Any], filters: Filters) -> str | None:
     return email
 
 
+def ranked(rule: str, candidates: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A shared e-mail's accounts in the configured rule's order, the one whose values the contact
+    shows first."""
+    if rule == "first_created":
+        return sorted(candidates, key=lambda c: (c.get("createdAt") or "", c["id"]))
+    return sorted(candidates, key=lambda c: (c.get("lastModifiedAt") or "", c["id"]), reverse=True)
+
+
 def pick_owner(rule: str, candidates: list[dict[str, Any]]) -> dict[str, Any]:
     """The customer whose values a shared contact shows, by the configured rule."""
     if len(candidates) == 1:
         return candidates[0]  # the common case: one account per e-mail
-    if rule == "first_created":
-        return min(candidates, key=lambda c: (c.get("createdAt") or "", c["id"]))
-    return max(candidates, key=lambda c: (c.get("lastModifiedAt") or "", c["id"]))
+    return ranked(rule, candidates)[0]
 
 
 def pick_company(rule: str, candidates: list[dict[str, Any]], mapping: MappingFile) -> dict[str, str] | None:
-    """The company a shared contact is associated with: the owner's (`pick_owner`), else that of the
-    next account in the rule's order that has one. A person's company is not lost because the
+    """The company a shared contact is associated with: the first in the rule's order (`ranked`) of
+    its accounts' companies. The owner's when it has one; a person's company is not lost because the
     account that supplies the contact's fields (say, a newer one in another store) has none."""
-    owner = pick_owner(rule, candidates)
-    if (company := map_company(owner, mapping)) or len(candidates) == 1:
-        return company
-    ranked = sorted(candidates, key=lambda c: (c.get("createdAt") or "", c["id"])) if rule == "first_created" \
-        else sorted(candidates, key=lambda c: (c.get("lastModifiedAt") or "", c["id"]), reverse=True)
-    return next((c for c in (map_company(r, mapping) for r in ranked if r is not owner) if c), None)
+    if len(candidates) == 1:
+        return map_company(candidates[0], mapping)
+    return next((c for c in (map_company(r, mapping) for r in ranked(rule, candidates)) if c), None)
 
 
 def _complete_groups(groups: dict[str, list[Match]], known: dict[str, set[str]],
