@@ -6,17 +6,22 @@ endpoints do is not documented (the sandbox answers a 207 when some inputs are g
 none is). Both come out the same here: a refused batch is halved until each bad pair is alone, so
 the good pairs of the batch are made and only the bad ones are refused (about 2·log2(n) more calls
 per bad pair, for an event that should be rare). The callers record what was refused in the
-rejected log and the DLQ; nothing is marked made that HubSpot did not make.
+rejected log and the DLQ (`record_refused`); nothing is marked made that HubSpot did not make.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from sync_tasks import rejected
 from sync_tasks.errors import ErrorDetail, PermanentError
 from sync_tasks.hubspot_client import BatchResult
+from sync_tasks.state import SyncState
+
+log = logging.getLogger(__name__)
 
 Pair = tuple[str, str]
 Send = Callable[[list[Pair]], BatchResult]
@@ -67,3 +72,13 @@ def _pair_of(result: dict[str, Any]) -> Pair:
     if "from" in result:
         return str((result.get("from") or {}).get("id")), str((result.get("to") or {}).get("id"))
     return str(result.get("fromObjectId")), str(result.get("toObjectId"))
+
+
+def record_refused(state: SyncState, task: str, what: str, record_ids: list[str], payload: Any,
+                   detail: ErrorDetail, entity: str = "customers") -> None:
+    """A refused association (`what`, for the log) in the rejected log and the DLQ, under the
+    commercetools records whose replay sends it again."""
+    log.warning("hubspot refused associating %s (records %s): %s %s", what, record_ids, detail.category,
+                rejected.redact_text(detail.message[:200]))
+    state.dead_letter(task, record_ids, payload, detail.as_record(), attempts=1, entity=entity)
+    rejected.record(state.r, "hubspot", task, record_ids, payload, detail, entity=entity)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sync_tasks import rejected
-from sync_tasks.associations import associate_pairs
+from sync_tasks.associations import associate_pairs, record_refused
 from sync_tasks.batch_writer import write
 from sync_tasks.constants import ASSOCIATION_BATCH_LIMIT, BATCH_LIMIT
 from sync_tasks.errors import ErrorDetail, RetryableError
@@ -108,13 +108,9 @@ def associate_all(hubspot: HubSpotClient, state: SyncState, from_obj: str, to_ob
                                new[i:i + ASSOCIATION_BATCH])
         state.save_associations(name, done.made)
         for (a, b), detail in sorted(done.refused.items()):
-            log.warning("hubspot refused associating %s %s with %s %s: %s %s", from_obj, a, to_obj, b,
-                        detail.category, rejected.redact_text(detail.message[:200]))
             entity, record_id = replay_target(from_obj, (owners or {}).get(a, a))
-            payload = {"association": [from_obj, to_obj], "pairs": [[a, b]]}
-            state.dead_letter(task, [record_id], payload, detail.as_dict() | {"body": detail.body}, attempts=1,
-                              entity=entity)
-            rejected.record(state.r, "hubspot", task, [record_id], payload, detail, entity=entity)
+            record_refused(state, task, f"{from_obj} {a} with {to_obj} {b}", [record_id],
+                           {"association": [from_obj, to_obj], "pairs": [[a, b]]}, detail, entity=entity)
     return len(new)
 
 
