@@ -6,7 +6,6 @@ under the commercetools record to replay."""
 from __future__ import annotations
 
 import redis
-import requests
 
 from sync_tasks import rejected
 from sync_tasks.associations import associate_pairs
@@ -14,6 +13,7 @@ from sync_tasks.commerce_push import associate_all
 from sync_tasks.dlq import DlqEntry
 from sync_tasks.hubspot_client import HubSpotClient
 from sync_tasks.state import SyncState
+from sync_tasks.verify import sandbox_associations
 from tests.sync_tasks.sandboxes import calls, portal
 
 SIZE = 5
@@ -31,11 +31,6 @@ def _objects(hub: HubSpotClient, n: int) -> tuple[list[str], list[str]]:
     return [order_ids[f"o-{i}"] for i in range(n)], [contact_ids[f"c-{i}"] for i in range(n)]
 
 
-def _associated(hs_url: str) -> set[tuple[str, str]]:
-    body = requests.get(f"{hs_url}/_sandbox/associations/orders/contacts", timeout=30).json()
-    return {(str(p["fromId"]), str(p["toId"])) for p in body["results"]}
-
-
 def test_good_pairs_are_made_and_bad_ones_refused_whatever_the_answer(sandboxes: tuple[str, str],
                                                                      redis_client: redis.Redis) -> None:
     ct_url, hs_url = sandboxes
@@ -51,7 +46,8 @@ def test_good_pairs_are_made_and_bad_ones_refused_whatever_the_answer(sandboxes:
     wholly = associate_pairs(send, [(orders[2], "999999902"), (orders[3], "999999903")])
     assert wholly.made == [] and sorted(wholly.refused) == [(orders[2], "999999902"), (orders[3], "999999903")]
     assert calls(hs_url, "POST /crm/v4/associations/orders/contacts/batch/associate/default") == before + 3
-    assert _associated(hs_url) >= {(orders[0], contacts[0]), (orders[1], contacts[1])}
+    made = set(sandbox_associations(hs_url, "orders", "contacts"))
+    assert made >= {(orders[0], contacts[0]), (orders[1], contacts[1])}
 
 
 def test_the_order_sync_marks_only_made_pairs_and_dead_letters_the_refused(sandboxes: tuple[str, str],
@@ -65,7 +61,7 @@ def test_the_order_sync_marks_only_made_pairs_and_dead_letters_the_refused(sandb
 
     assert associate_all(hub, state, "orders", "contacts", pairs, "test", owners) == 3
     assert state.known_associations("orders-contacts", pairs) == {pairs[0], pairs[2]}
-    assert _associated(hs_url) >= {pairs[0], pairs[2]}
+    assert set(sandbox_associations(hs_url, "orders", "contacts")) >= {pairs[0], pairs[2]}
     [entry] = [DlqEntry.from_stream(i, f) for i, f in state.dlq_entries()]
     assert (entry.entity, entry.record_ids, entry.payload) == (
         "orders", ["ct-order-1"], {"association": ["orders", "contacts"], "pairs": [[orders[1], "999999911"]]})
