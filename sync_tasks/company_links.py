@@ -22,12 +22,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from typing import Any
 
-from sync_tasks import rejected
-from sync_tasks.associations import associate_pairs
+from sync_tasks.associations import associate_pairs, record_refused
 from sync_tasks.constants import ASSOCIATION_BATCH_LIMIT, Keys
 from sync_tasks.errors import ErrorDetail
 from sync_tasks.hubspot_client import HubSpotClient
+from sync_tasks.joins import only_joins_left
 from sync_tasks.state import LINKS_MADE, LINKS_PENDING, RUN_TTL_SECONDS, SyncState
 
 log = logging.getLogger(__name__)
@@ -70,11 +71,11 @@ def waiting(state: SyncState, run_id: str) -> int:
     return int(state.r.scard(Keys.run_links(run_id)))
 
 
-def make_full_batches(state: SyncState, hubspot: HubSpotClient, run_id: str, task: str) -> int:
-    """What a push calls after `defer_links`: the full batches the run holds, unless another task
-    is making its pairs. Returns the pairs made. A RetryableError (no budget, HubSpot down) leaves
-    them for the next full batch or the run's end."""
-    if waiting(state, run_id) < ASSOCIATION_BATCH_LIMIT:
+def make_full_batches(state: SyncState, hubspot: HubSpotClient, run_id: str, task: str, held: int) -> int:
+    """What a push calls after `defer_links` (`held`: what it returned): the full batches the run
+    holds, unless another task is making its pairs. Returns the pairs made. A RetryableError (no
+    budget, HubSpot down) leaves them for the next full batch or the run's end."""
+    if held < ASSOCIATION_BATCH_LIMIT:
         return 0
     if not state.r.set(Keys.run_links_lock(run_id), "1", nx=True, ex=BATCH_LOCK_SECONDS):
         return 0
@@ -84,14 +85,12 @@ def make_full_batches(state: SyncState, hubspot: HubSpotClient, run_id: str, tas
         state.r.delete(Keys.run_links_lock(run_id))
 
 
-def claim_links(state: SyncState, run_id: str, joins_waiting: int) -> bool:
-    """True for the one caller that should now make the rest of the run's pairs: the run has paged
-    to its end and every record but the joins (`joins_waiting`, they associate at once) is done."""
-    run = state.run(run_id)
-    if run.get("links") != LINKS_PENDING or not run["extract_done"]:
-        return False
-    done = sum(run[f] for f in ("created", "updated", "skipped", "failed"))
-    if done + joins_waiting < run["extracted"]:
+def claim_links(state: SyncState, run_id: str, run: dict[str, Any] | None = None) -> bool:
+    """True for the one caller that should now make the rest of the run's pairs: every record but the
+    joins is done (`joins.only_joins_left`: the joins associate at once), and no task holds the lock.
+    `run`: the run as just read, if the caller has it."""
+    run = run if run is not None else state.run(run_id)
+    if run.get("links") != LINKS_PENDING or not only_joins_left(state, run_id, run):
         return False
     return bool(state.r.set(Keys.run_links_lock(run_id), "1", nx=True, ex=LOCK_SECONDS))
 
@@ -137,9 +136,5 @@ def _associate(state: SyncState, hubspot: HubSpotClient, task: str,
 
 def _refuse(state: SyncState, task: str, links: list[Link], detail: ErrorDetail) -> None:
     contact, company = links[0][0], links[0][1]
-    customers = sorted({c for link in links for c in link[2]})
-    log.warning("hubspot refused associating contact %s with company %s (records %s): %s", contact, company,
-                customers, rejected.redact_text(detail.message[:200]))
-    payload = {"links": [[contact, company]]}
-    state.dead_letter(task, customers, payload, detail.as_record(), attempts=1)
-    rejected.record(state.r, "hubspot", task, customers, payload, detail)
+    record_refused(state, task, f"contact {contact} with company {company}",
+                   sorted({c for link in links for c in link[2]}), {"links": [[contact, company]]}, detail)

@@ -60,15 +60,21 @@ def waiting(state: SyncState, run_id: str) -> int:
     return int(state.r.scard(Keys.run_joins(run_id)))
 
 
-def claim_joins(state: SyncState, run_id: str) -> bool:
-    """True for the one caller that should now send the run's joins: the run has paged to its end,
-    every record but the joins is done, and no sender holds the run's lock (it expires if its task
-    is lost)."""
-    run = state.run(run_id)
-    if run.get("joins") != JOINS_PENDING or not run["extract_done"]:
+def only_joins_left(state: SyncState, run_id: str, run: dict[str, Any]) -> bool:
+    """The run (`state.run(run_id)`) has paged to its end and every record but the joins waiting in
+    its set is done: what a backfill left for its end can start (the joins, `company_links`)."""
+    if not run["extract_done"]:
         return False
     done = sum(run[f] for f in ("created", "updated", "skipped", "failed"))
-    if done + waiting(state, run_id) < run["extracted"]:
+    return done >= run["extracted"] or done + waiting(state, run_id) >= run["extracted"]
+
+
+def claim_joins(state: SyncState, run_id: str, run: dict[str, Any] | None = None) -> bool:
+    """True for the one caller that should now send the run's joins: only they are left
+    (`only_joins_left`), and no sender holds the run's lock (it expires if its task is lost).
+    `run`: the run as just read, if the caller has it."""
+    run = run if run is not None else state.run(run_id)
+    if run.get("joins") != JOINS_PENDING or not only_joins_left(state, run_id, run):
         return False
     return bool(state.r.set(Keys.run_joins_lock(run_id), "1", nx=True, ex=JOINS_LOCK_SECONDS))
 

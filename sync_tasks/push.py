@@ -328,13 +328,13 @@ class ContactPusher:
         if by_customer:
             self.state.r.hset(Keys.index("customer-company"), mapping=by_customer)
         pairs = [(contact, known[key]) for contact, key in links if key in known]
-        known_pairs = self.state.known_associations("contact-company", pairs)  # one read, not one per pair
+        known_pairs = self.state.known_associations(company_links.PAIR, pairs)  # one read, not one per pair
         new_pairs = [p for p in pairs if p not in known_pairs]
         if self.defer_links and self.run_id is not None:
-            company_links.defer_links(self.state, self.run_id,
-                                      [(c, k, self._contact_members.get(c, [])) for c, k in new_pairs])
+            held = company_links.defer_links(self.state, self.run_id,
+                                             [(c, k, self._contact_members.get(c, [])) for c, k in new_pairs])
             try:
-                company_links.make_full_batches(self.state, self.hubspot, self.run_id, self.task)
+                company_links.make_full_batches(self.state, self.hubspot, self.run_id, self.task, held)
             except RetryableError as exc:  # the pairs stay in the run's set for the next batch or its end
                 log.info("push: deferred contact-company associations wait (%s)", exc)
             new_pairs = []
@@ -345,7 +345,7 @@ class ContactPusher:
             except RetryableError as exc:
                 self.retry_error = exc
                 return [[c, k] for c, k in links]
-            self.state.save_associations("contact-company", done.made)
+            self.state.save_associations(company_links.PAIR, done.made)
             if done.refused:
                 # HubSpot refused pairs (e.g. "No company with ID … exists": deleted or merged in
                 # HubSpot since we made it). Forget those companies' ids so the retry upserts them

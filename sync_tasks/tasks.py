@@ -31,7 +31,6 @@ from sync_tasks.extract import paced, run_extract
 from sync_tasks.hubspot_client import HubSpotClient
 from sync_tasks.inflight import ChunkLedger, backfill_in_broker, reconcile_stale
 from sync_tasks.joins import claim_joins, defer_joins, first_pass, send_joins
-from sync_tasks.joins import waiting as joins_waiting
 from sync_tasks.limiter import RateLimiter
 from sync_tasks.mapping import load_mapping
 from sync_tasks.match import Match, match_customers
@@ -292,9 +291,10 @@ def start_joins(ctx: dict[str, Any]) -> None:
     if not (first_pass(ctx) and run_id):
         return
     store = state()
-    if claim_joins(store, run_id):
+    run = store.run(run_id)  # one read for both claims: every first-pass chain ends here
+    if claim_joins(store, run_id, run):
         joins.apply_async((run_id,), queue=Queue.SYNC.value)
-    if claim_links(store, run_id, joins_waiting(store, run_id)):
+    if claim_links(store, run_id, run):
         links.apply_async((run_id,), queue=Queue.PUSH_BACKFILL.value)
 
 

@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import pytest
 import redis
-import requests
 
 from sync_tasks import company_links, rejected
 from sync_tasks.company_links import Link, claim_links, defer_links, finish_links, make_full_batches, waiting
+from sync_tasks.constants import Keys
 from sync_tasks.dlq import DlqEntry
 from sync_tasks.hubspot_client import HubSpotClient
 from sync_tasks.state import LINKS_MADE, LINKS_PENDING, SyncState
+from sync_tasks.verify import sandbox_associations
 from tests.sync_tasks.sandboxes import calls, portal
 
 SIZE = 5
@@ -29,11 +30,6 @@ def _people(hub: HubSpotClient, n: int) -> list[Link]:
     contact_ids = {r["properties"]["ct_customer_id"]: str(r["id"]) for r in contacts.results}
     company_ids = {r["properties"]["ct_company_key"]: str(r["id"]) for r in companies.results}
     return [(contact_ids[f"cust-{i}"], company_ids[f"co-{i}"], [f"cust-{i}"]) for i in range(n)]
-
-
-def _associated(hs_url: str) -> set[tuple[str, str]]:
-    body = requests.get(f"{hs_url}/_sandbox/associations/contacts/companies", timeout=30).json()
-    return {(str(p["fromId"]), str(p["toId"])) for p in body["results"]}
 
 
 def _done_run(state: SyncState, records: int) -> str:
@@ -53,23 +49,25 @@ def test_pairs_wait_for_a_full_batch_or_the_runs_end(sandboxes: tuple[str, str],
     run_id = _done_run(state, 5)
     assert state.run_complete(run_id)
 
-    assert defer_links(state, run_id, links[:2]) == 2
+    held = defer_links(state, run_id, links[:2])
+    assert held == 2
     assert state.run(run_id)["links"] == LINKS_PENDING and not state.run_complete(run_id)
     before = calls(hs_url, ASSOCIATE)
-    assert make_full_batches(state, hub, run_id, "test") == 0  # two pairs: not a full batch
+    assert make_full_batches(state, hub, run_id, "test", held) == 0  # two pairs: not a full batch
     assert calls(hs_url, ASSOCIATE) == before
 
-    assert defer_links(state, run_id, links[2:]) == 5
-    assert make_full_batches(state, hub, run_id, "test") == 3  # one full batch, the rest waits
+    held = defer_links(state, run_id, links[2:])
+    assert held == 5
+    assert make_full_batches(state, hub, run_id, "test", held) == 3  # one full batch, the rest waits
     assert calls(hs_url, ASSOCIATE) == before + 1 and waiting(state, run_id) == 2
     assert not state.run_complete(run_id)
 
-    assert claim_links(state, run_id, joins_waiting=0)
-    assert not claim_links(state, run_id, joins_waiting=0), "one maker at a time"
+    assert claim_links(state, run_id)
+    assert not claim_links(state, run_id), "one maker at a time"
     assert finish_links(state, hub, run_id, "test") == 2
     assert calls(hs_url, ASSOCIATE) == before + 2
     assert state.run(run_id)["links"] == LINKS_MADE and state.run_complete(run_id)
-    assert _associated(hs_url) >= {(c, co) for c, co, _ in links}
+    assert set(sandbox_associations(hs_url, "contacts", "companies")) >= {(c, co) for c, co, _ in links}
     assert state.known_associations("contact-company", [(c, co) for c, co, _ in links]) == \
         {(c, co) for c, co, _ in links}
 
@@ -79,10 +77,12 @@ def test_the_runs_end_waits_for_its_records(sandboxes: tuple[str, str], redis_cl
     run_id = state.start_run("customers", "backfill")
     state.count(run_id, extracted=10, created=6)
     defer_links(state, run_id, [("1", "2", ["a"])])
-    assert not claim_links(state, run_id, joins_waiting=0)  # still paging
+    assert not claim_links(state, run_id)  # still paging
     state.finish_extract(run_id)
-    assert not claim_links(state, run_id, joins_waiting=3)  # one record still on its way
-    assert claim_links(state, run_id, joins_waiting=4)  # the joins associate on their own
+    redis_client.sadd(Keys.run_joins(run_id), "j1", "j2", "j3")
+    assert not claim_links(state, run_id)  # one record still on its way
+    redis_client.sadd(Keys.run_joins(run_id), "j4")
+    assert claim_links(state, run_id)  # the joins waiting for the run's end associate on their own
 
 
 def test_refused_pairs_are_dead_lettered_and_the_others_made(sandboxes: tuple[str, str],
@@ -98,10 +98,10 @@ def test_refused_pairs_are_dead_lettered_and_the_others_made(sandboxes: tuple[st
     for batch, made in (([*good, gone[0]], 3), (gone[1:], 0)):
         run_id = _done_run(state, 1)
         defer_links(state, run_id, batch)
-        assert claim_links(state, run_id, joins_waiting=0)
+        assert claim_links(state, run_id)
         assert finish_links(state, hub, run_id, "test") == made
         assert waiting(state, run_id) == 0 and state.run_complete(run_id)
-    assert _associated(hs_url) >= {(c, co) for c, co, _ in good}
+    assert set(sandbox_associations(hs_url, "contacts", "companies")) >= {(c, co) for c, co, _ in good}
     assert calls(hs_url, ASSOCIATE) == before + 1 + 3  # the 207; the 400, then each half alone
 
     entries = [DlqEntry.from_stream(i, f) for i, f in state.dlq_entries()]
